@@ -1,0 +1,1 @@
+"""CRM retention data platform: domain logic, plain functions testable without Prefect."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that do IO and carry retries, names and artifacts; logic lives in `crm`."""

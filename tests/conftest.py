@@ -1,0 +1,131 @@
+"""Shared fixtures: SQLite and PostgreSQL databases, a local S3 server (moto), a Prefect test server."""
+
+from __future__ import annotations
+
+import os
+
+# Before Prefect or Great Expectations are imported: no network here, and a slow machine.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from crm.settings import make_engine
+
+POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _postgres_database() -> Iterator[str]:
+    name = f"crm_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        make_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclass
+class Backend:
+    """The databases and landing zone one test runs against."""
+
+    name: str
+    warehouse_url: str
+    source_url: str
+    landing_url: str
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path, monkeypatch) -> Iterator[Backend]:
+    """A fresh warehouse + source database on SQLite or PostgreSQL and a local landing folder, set in CRM_* env."""
+    if request.param == "sqlite":
+        yield from _with_env(
+            monkeypatch,
+            Backend("sqlite", f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'source.db'}", str(tmp_path / "landing")),
+        )
+        return
+    warehouse, source = _postgres_database(), _postgres_database()
+    try:
+        yield from _with_env(monkeypatch, Backend("postgresql", next(warehouse), next(source), str(tmp_path / "landing")))
+    finally:
+        for gen in (warehouse, source):
+            gen.close()
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path, monkeypatch) -> Iterator[Backend]:
+    """The embedded default only (for tests whose subject is not the database)."""
+    yield from _with_env(
+        monkeypatch,
+        Backend("sqlite", f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'source.db'}", str(tmp_path / "landing")),
+    )
+
+
+def _with_env(monkeypatch, backend: Backend) -> Iterator[Backend]:
+    monkeypatch.setenv("CRM_HOME", str(os.path.dirname(backend.landing_url)))
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", backend.warehouse_url)
+    monkeypatch.setenv("CRM_SOURCE_URL", backend.source_url)
+    monkeypatch.setenv("CRM_LANDING_URL", backend.landing_url)
+    yield backend
+    for url in (backend.warehouse_url, backend.source_url):
+        make_engine(url).dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A local S3-compatible server (moto in server mode) on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_landing(s3_endpoint, monkeypatch) -> str:
+    """A fresh bucket on the local S3 server, with AWS_* env pointing boto3 at it; returns the s3:// URL."""
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"landing-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    url = f"s3://{bucket}/exports"
+    monkeypatch.setenv("CRM_LANDING_URL", url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One Prefect test server for the whole session (it takes 20-40 s to start here)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

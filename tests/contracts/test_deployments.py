@@ -1,0 +1,63 @@
+"""`prefect.yaml` and the CLI: entrypoints import, parameters bind, schedules parse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+from typer.testing import CliRunner
+
+from crm.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=[d["name"] for d in DEPLOYMENTS])
+def test_every_deployment_entrypoint_imports_and_its_parameters_bind(deployment):
+    flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+    params = dict(deployment.get("parameters") or {})
+    if "start" in flow.parameters.properties:
+        params |= {"start": "2026-01-01", "end": "2026-01-03"}
+    bound = flow.validate_parameters(params | ({"as_of": "2026-01-05"} if "as_of" in flow.parameters.properties else {}))
+    if "as_of" in bound:
+        assert str(bound["as_of"]) == "2026-01-05"
+
+
+def test_nightly_deployments_have_a_timezone_aware_cron_schedule():
+    from prefect.client.schemas.schedules import CronSchedule
+
+    scheduled = [d for d in DEPLOYMENTS if d.get("schedules")]
+    assert scheduled
+    for deployment in scheduled:
+        for schedule in deployment["schedules"]:
+            CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+
+
+def test_the_flows_require_a_business_date_outside_a_scheduled_run():
+    from crm.dates import resolve_as_of
+
+    with pytest.raises(ValueError, match="as_of is required"):
+        resolve_as_of(None)
+
+
+@pytest.mark.parametrize("command", [[], ["db"], ["run"], ["simulate", "--help"], ["run", "ingest", "--help"], ["backfill", "--help"], ["demo", "--help"]])
+def test_the_cli_explains_itself(command):
+    result = CliRunner().invoke(app, command + ([] if "--help" in command else ["--help"]))
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_the_cli_rejects_a_malformed_business_date():
+    result = CliRunner().invoke(app, ["run", "ingest", "--as-of", "31/01/2026"])
+    assert result.exit_code != 0
+    assert "not a date like" in result.output
+
+
+def test_the_landing_file_contract_in_docs_is_generated_from_the_code():
+    from crm.contract_docs import landing_contract_markdown
+
+    committed = (ROOT / "docs" / "landing-files.md").read_text()
+    assert committed == landing_contract_markdown(), "run: crm docs landing-contract > docs/landing-files.md"

@@ -1,0 +1,137 @@
+"""The `ingest` flow end to end on a simulated company, on SQLite and PostgreSQL, from a folder and from S3."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+
+from crm.contracts import SOURCE_ENTITIES
+from crm.landing import open_landing_zone
+from crm.settings import make_engine
+from crm.simulator import FaultConfig
+from flows.ingest import ingest
+from models import source as src
+from models import warehouse as wh
+from tests.flows.conftest import batches, count_file_records, simulate_company, warehouse_snapshot
+
+
+def source_rows_until(source_url: str, entity, as_of) -> int:
+    table = src.tables[entity.name]
+    upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    with make_engine(source_url).connect() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(table.c[entity.updated_column] < upper)).scalar_one()
+
+
+def test_a_clean_day_loads_every_row_and_a_rerun_changes_nothing(backend):
+    summary = simulate_company(backend.source_url, backend.landing_url)
+    day = summary.last_day
+
+    first = ingest(as_of=day)
+    assert first["rows_loaded"] > 0 and first["rows_quarantined"] == 0 and first["failed_sources"] == []
+    before = warehouse_snapshot(backend.warehouse_url)
+    for entity in SOURCE_ENTITIES:
+        assert len(before[entity.table_name]) == source_rows_until(backend.source_url, entity, day), entity.name
+
+    again = ingest(as_of=day)
+    assert again["rows_loaded"] == 0 and again["rows_read"] == 0
+    assert_same_warehouse(before, warehouse_snapshot(backend.warehouse_url))
+
+
+def test_every_faulty_row_is_loaded_quarantined_or_counted_as_duplicate(backend):
+    summary = simulate_company(backend.source_url, backend.landing_url, faults=FaultConfig(rate=0.03))
+    day = summary.last_day
+    ingest(as_of=day)
+
+    counts = batches(backend.warehouse_url, day)
+    assert (counts.rows_read == counts.rows_loaded + counts.rows_quarantined + counts.rows_duplicate).all()
+    files = counts[counts.source.str.startswith("file:")]
+    assert len(files) == len(open_landing_zone(backend.landing_url).list_keys(""))
+    for row in files.itertuples():
+        assert row.rows_read == count_file_records(backend.landing_url, row.source.removeprefix("file:")), row.source
+    for entity in SOURCE_ENTITIES:
+        read = counts.loc[counts.source == f"db:{entity.name}", "rows_read"].sum()
+        assert read == source_rows_until(backend.source_url, entity, day), entity.name
+
+    snapshot = warehouse_snapshot(backend.warehouse_url)
+    quarantine = snapshot["quarantined_rows"]
+    assert {"required", "type", "not_in_future", "known_reference", "non_negative"} <= set(quarantine.rule)
+    assert counts.rows_duplicate.sum() > 0
+    assert (quarantine.reason.str.len() > 0).all() and (quarantine.record.str.len() > 0).all()
+    file_rows = quarantine[quarantine.source.str.startswith("file:")]
+    assert file_rows.row_number.notna().all()
+    # Loaded rows are only the valid ones: nothing negative, nothing after the day.
+    assert (snapshot["stg_payments"].amount_minor >= 0).all()
+    assert (pd.to_datetime(snapshot["stg_app_events"].occurred_at) < pd.Timestamp(day + timedelta(days=1))).all()
+
+
+def test_a_malformed_file_fails_the_run_by_name_and_the_other_files_still_load(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, faults=FaultConfig(rate=0.0, malformed_file=True))
+    state = ingest(as_of=summary.last_day, return_state=True)
+
+    assert state.is_failed()
+    manifest = warehouse_snapshot(sqlite_backend.warehouse_url)["landing_files"]
+    failed = manifest[manifest.status == "failed"]
+    assert len(failed) == 1
+    key = failed.file_key.item()
+    assert failed.error.item().startswith(f"{key}: ")
+    assert key in state.message
+    loaded = manifest[manifest.status == "loaded"]
+    assert len(loaded) == len(open_landing_zone(sqlite_backend.landing_url).list_keys("")) - 1
+
+
+def test_a_changed_file_is_detected_by_checksum_and_only_its_new_rows_load(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url)
+    day = summary.last_day
+    ingest(as_of=day)
+    zone = open_landing_zone(sqlite_backend.landing_url)
+    key = f"app_events/app_events_{day.isoformat()}.csv"
+    data = zone.read_bytes(key)
+    last_line = data.decode().rstrip("\n").rsplit("\n", 1)[-1].split(",")
+    last_line[0] = "late-correction-1"
+    zone.write_bytes(key, data + (",".join(last_line) + "\n").encode())
+
+    ingest(as_of=day)
+    counts = batches(sqlite_backend.warehouse_url, day).set_index("source").loc[f"file:{key}"]
+    original = count_file_records(sqlite_backend.landing_url, key) - 1
+    assert counts.rows_read == original + original + 1  # both versions, added up in the day's batch
+    assert counts.rows_loaded == original + 1
+    manifest = warehouse_snapshot(sqlite_backend.warehouse_url)["landing_files"]
+    assert (manifest.file_key == key).sum() == 2  # one row per checksum: the change is on record
+
+
+def test_landing_files_are_read_from_s3(sqlite_backend, s3_landing):
+    summary = simulate_company(sqlite_backend.source_url, s3_landing, customers=150, days=5)
+    ingest(as_of=summary.last_day)
+    counts = batches(sqlite_backend.warehouse_url, summary.last_day)
+    files = counts[counts.source.str.startswith("file:")]
+    keys = [k for k, _ in open_landing_zone(s3_landing).list_keys("")]
+    assert sorted(files.source.str.removeprefix("file:")) == sorted(keys)
+    for row in files.itertuples():
+        assert row.rows_loaded == count_file_records(s3_landing, row.source.removeprefix("file:"))
+
+
+def test_days_ingested_one_by_one_end_like_a_single_catch_up(sqlite_backend, tmp_path, monkeypatch):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, days=6)
+    for offset in range(5, -1, -1):
+        ingest(as_of=summary.last_day - timedelta(days=offset))
+    daily = warehouse_snapshot(sqlite_backend.warehouse_url)
+
+    catch_up_url = f"sqlite:///{tmp_path / 'catch_up.db'}"
+    monkeypatch.setenv("CRM_WAREHOUSE_URL", catch_up_url)
+    ingest(as_of=summary.last_day)
+    single = warehouse_snapshot(catch_up_url)
+    for name in [e.table_name for e in SOURCE_ENTITIES]:
+        assert_same_rows(daily[name].drop(columns="ingested_on"), single[name].drop(columns="ingested_on"), name)
+
+
+def assert_same_rows(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
+    pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False, obj=name)
+
+
+def assert_same_warehouse(left: dict, right: dict) -> None:
+    assert left.keys() == right.keys()
+    for name in left:
+        assert_same_rows(left[name], right[name], name)
