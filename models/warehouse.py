@@ -6,7 +6,7 @@ Schema changes go through Alembic (`infra/migrations`); this metadata is what
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Index, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Float, Index, MetaData, String, Table, Text
 
 from crm.contracts import ENTITIES
 from models.columns import AutoId, entity_columns
@@ -78,4 +78,54 @@ ingest_batches = Table(
     Column("rows_loaded", BigInteger, nullable=False),
     Column("rows_quarantined", BigInteger, nullable=False),
     Column("rows_duplicate", BigInteger, nullable=False),
+)
+
+# --------------------------------------------------------------------------- data quality
+
+quality_results = Table(
+    "quality_results",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("suite", String(128), primary_key=True),
+    Column("expectation", String(256), primary_key=True, comment="Stable id: type and arguments."),
+    Column("column_name", String(128)),
+    Column("severity", String(16), nullable=False, comment="critical | warning"),
+    Column("success", Boolean, nullable=False),
+    Column("element_count", BigInteger),
+    Column("unexpected_count", BigInteger),
+    Column("unexpected_examples", Text, comment="A few offending values, contacts masked (JSON)."),
+)
+
+reconciliation_results = Table(
+    "reconciliation_results",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("entity", String(64), primary_key=True),
+    Column("metric", String(128), primary_key=True, comment="e.g. rows, rows[status=repaid], sum(amount_minor)"),
+    Column("scope", String(16), primary_key=True, comment="day | cumulative"),
+    Column("source_value", BigInteger, nullable=False),
+    Column("warehouse_value", BigInteger, nullable=False),
+    Column("divergence", Float, nullable=False, comment="|source - warehouse| / max(|source|, 1)"),
+    Column("threshold", Float, nullable=False),
+    Column("passed", Boolean, nullable=False),
+)
+
+reconciliation_mismatches = Table(
+    "reconciliation_mismatches",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("entity", String(64), primary_key=True),
+    Column("record_id", String(256), primary_key=True, comment="The key as JSON."),
+    Column("kind", String(32), primary_key=True, comment="missing | extra | different_status | different_amount"),
+    Column("source_value", String(256)),
+    Column("warehouse_value", String(256)),
+)
+
+day_verdicts = Table(
+    "day_verdicts",
+    metadata,
+    Column("as_of", Date, primary_key=True),
+    Column("check_name", String(32), primary_key=True, comment="quality | reconciliation"),
+    Column("fit_for_sending", Boolean, nullable=False),
+    Column("summary", Text, nullable=False, comment="Why, in one paragraph a CRM manager can read."),
 )

@@ -17,7 +17,7 @@ def test_migrations_create_exactly_the_modelled_schema(backend):
     engine = make_engine(backend.warehouse_url)
     upgrade_warehouse(engine)
     upgrade_warehouse(engine)  # idempotent
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), wh.metadata)
     assert diff == []

@@ -1,0 +1,125 @@
+"""Benchmark: simulate a company, then ingest it, on SQLite or PostgreSQL; time and peak memory per stage.
+
+Each stage runs in its own process so its peak RSS is its own. Run by hand, not in CI:
+    python benchmarks/bench_ingest.py --customers 100000 --days 90 --backend sqlite
+    python benchmarks/bench_ingest.py --customers 1000000 --days 90 --backend postgresql
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PG_ADMIN = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+SIMULATE = """
+import sys, json
+from datetime import date
+from crm.settings import get_settings, source_engine
+from crm.landing import open_landing_zone
+from crm.simulator import simulate
+s = get_settings()
+summary = simulate(source_engine(s), open_landing_zone(s.landing), customers=int(sys.argv[1]), days=int(sys.argv[2]), seed=42, start=date(2026, 1, 1))
+print(json.dumps({"last_day": summary.last_day.isoformat(), "rows": summary.rows_written}, default=str))
+"""
+
+INGEST = """
+import sys, json
+from datetime import date
+from crm.contracts import SOURCE_ENTITIES
+from crm.ingest import pull_source_table, load_landing_file
+from crm.landing import open_landing_zone, list_landing_files
+from crm.migrations import upgrade_warehouse
+from crm.settings import get_settings, source_engine, warehouse_engine
+s = get_settings(); day = date.fromisoformat(sys.argv[1])
+upgrade_warehouse(warehouse_engine(s))
+totals = {}
+for entity in SOURCE_ENTITIES:
+    c = pull_source_table(source_engine(s), warehouse_engine(s), entity, day, chunk_rows=s.source_chunk_rows)
+    totals[c.source] = c.rows_loaded
+zone = open_landing_zone(s.landing)
+files, _ = list_landing_files(zone, day)
+for f in files:
+    c = load_landing_file(zone, warehouse_engine(s), f, day)
+    totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
+print(json.dumps(totals))
+"""
+
+INGEST_FLOW = """
+import sys, json
+from datetime import date
+from flows.ingest import ingest
+print(json.dumps(ingest(as_of=date.fromisoformat(sys.argv[1]))))
+"""
+
+
+def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
+    """Run one stage in a child process; return its wall time, peak RSS and printed result."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    output = proc.stdout.read().strip().splitlines()
+    if status != 0:
+        raise SystemExit(f"{name} failed with status {status}")
+    result = {"stage": name, "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "result": json.loads(output[-1])}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def postgres_database(name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench"))
+    parser.add_argument("--via-flow", action="store_true", help="ingest through the Prefect flow (adds server start-up)")
+    parser.add_argument("--reuse-source", action="store_true", help="keep the simulated source from a previous run")
+    args = parser.parse_args()
+
+    work = args.workdir / f"{args.backend}-{args.customers}"
+    env = dict(os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    if args.backend == "postgresql":
+        env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_wh_{args.customers}")
+        if not args.reuse_source:
+            env["CRM_SOURCE_URL"] = postgres_database(f"crm_bench_src_{args.customers}")
+        else:
+            env["CRM_SOURCE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + f"/crm_bench_src_{args.customers}"
+    else:
+        (work / "warehouse.db").unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
+
+    results = []
+    state_file = work / "last_day.txt"
+    if not args.reuse_source:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        simulated = run_stage("simulate", SIMULATE, [str(args.customers), str(args.days)], env)
+        results.append(simulated)
+        state_file.write_text(simulated["result"]["last_day"])
+    last_day = state_file.read_text().strip()
+    results.append(run_stage("ingest-flow" if args.via_flow else "ingest", INGEST_FLOW if args.via_flow else INGEST, [last_day], env))
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"ingest-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
