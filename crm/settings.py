@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     warehouse_url: str | None = Field(None, description="SQLAlchemy URL of the CRM warehouse.")
     source_url: str | None = Field(None, description="SQLAlchemy URL of the source system database.")
     landing_url: str | None = Field(None, description="Local folder or s3://bucket/prefix of export files.")
+    reports_url: str | None = Field(None, description="Local folder or s3://bucket/prefix for reports (Data Docs).")
     business_timezone: str = Field("UTC", description="Zone whose calendar days are the business dates.")
     source_chunk_rows: int = Field(100_000, gt=0, description="Rows per watermark chunk.")
 
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     def landing(self) -> str:
         """The landing zone, defaulting to a folder in `home`."""
         return self.landing_url or str(self.home / "landing")
+
+
+    @property
+    def reports(self) -> str:
+        """Where reports are written, defaulting to a folder in `home`."""
+        return self.reports_url or str(self.home / "reports")
 
 
 def get_settings() -> Settings:
