@@ -199,7 +199,10 @@ def parse_landing_file(data: bytes, landing_file: LandingFile) -> tuple[pd.DataF
         raise MalformedFileError("binary content (NUL bytes) in a text file")
     if landing_file.entity.file_format == "csv":
         return _parse_csv(text)
-    return _parse_jsonl(text)
+    frame, numbers, unreadable = _parse_jsonl(text)
+    if frame.empty and len(frame.columns) == 0:  # a provider with nothing to report that day
+        frame = pd.DataFrame(columns=landing_file.entity.column_names, dtype=object)
+    return frame, numbers, unreadable
 
 
 def _unreadable(rows: list[tuple[int, str, str]]) -> pd.DataFrame:
