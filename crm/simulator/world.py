@@ -640,7 +640,8 @@ class Simulator:
             return
 
         def pick(frame: pd.DataFrame) -> np.ndarray:
-            return np.flatnonzero(r.random(len(frame)) < f.rate)
+            k = int(np.ceil(len(frame) * f.rate))
+            return np.sort(r.choice(len(frame), size=k, replace=False)) if k else np.array([], dtype=int)
 
         if f.negative_amounts and "payments" in frames:
             sel = pick(frames["payments"])
