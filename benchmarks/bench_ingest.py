@@ -33,7 +33,7 @@ INGEST = """
 import sys, json
 from datetime import date
 from crm.contracts import SOURCE_ENTITIES
-from crm.ingest import pull_source_table, load_landing_file
+from crm.ingest import pull_source_table, load_landing_file, load_known_ids
 from crm.landing import open_landing_zone, list_landing_files
 from crm.migrations import upgrade_warehouse
 from crm.settings import get_settings, source_engine, warehouse_engine
@@ -45,8 +45,12 @@ for entity in SOURCE_ENTITIES:
     totals[c.source] = c.rows_loaded
 zone = open_landing_zone(s.landing)
 files, _ = list_landing_files(zone, day)
+known = {}
 for f in files:
-    c = load_landing_file(zone, warehouse_engine(s), f, day)
+    if f.entity.name not in known:
+        with warehouse_engine(s).connect() as conn:
+            known[f.entity.name] = load_known_ids(conn, f.entity)
+    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name])
     totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
 print(json.dumps(totals))
 """

@@ -61,8 +61,8 @@ def load_known_ids(conn: Connection, entity: Entity) -> dict[str, pd.Index]:
     for referenced in set(entity.references.values()):
         target = ENTITIES[referenced]
         table = wh.staging[referenced]
-        ids = conn.execute(select(table.c[target.key[0]])).scalars().all()
-        known[referenced] = pd.Index(np.asarray(ids, dtype=np.int64))
+        rows = conn.execute(select(table.c[target.key[0]])).cursor.fetchall()  # plain tuples: millions of ids
+        known[referenced] = pd.Index(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
     return known
 
 
@@ -273,8 +273,17 @@ def file_checksum(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_landing_file(zone: LandingZone, warehouse: Engine, landing_file: LandingFile, as_of: date) -> SourceCounts:
-    """Load one landing file once: skip it if its bytes were loaded before, report it if it changed."""
+def load_landing_file(
+    zone: LandingZone,
+    warehouse: Engine,
+    landing_file: LandingFile,
+    as_of: date,
+    known_ids: dict[str, pd.Index] | None = None,
+) -> SourceCounts:
+    """Load one landing file once: skip it if its bytes were loaded before, report it if it changed.
+
+    `known_ids` (from `load_known_ids`) saves re-reading the referenced keys for every file of a run.
+    """
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
     data = zone.read_bytes(landing_file.key)
@@ -298,9 +307,10 @@ def load_landing_file(zone: LandingZone, warehouse: Engine, landing_file: Landin
     }
     try:
         frame, row_numbers, unreadable = parse_landing_file(data, landing_file)
-        with warehouse.connect() as conn:
-            known = load_known_ids(conn, entity)
-        result = validate_frame(frame, entity, as_of=as_of, known_ids=known, row_numbers=row_numbers)
+        if known_ids is None:
+            with warehouse.connect() as conn:
+                known_ids = load_known_ids(conn, entity)
+        result = validate_frame(frame, entity, as_of=as_of, known_ids=known_ids, row_numbers=row_numbers)
     except (MalformedFileError, MissingColumnsError) as exc:
         error = f"{landing_file.key}: {exc}"
         log.error("landing file rejected: %s", error)

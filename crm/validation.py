@@ -121,7 +121,12 @@ class _Checker:
 def _is_blank(series: pd.Series) -> pd.Series:
     blank = series.isna()
     if series.dtype == object or pd.api.types.is_string_dtype(series):
-        blank |= series.astype("string").str.strip().fillna("").eq("")
+        blank |= series.eq("").fillna(False).astype(bool)
+        # Only strings starting or ending with white space can be blank after stripping.
+        text = series[~blank]
+        spaced = text.astype("string").str.match(r"^\s|.*\s$").fillna(False).astype(bool)
+        if spaced.any():
+            blank.loc[spaced[spaced].index] = text[spaced].astype("string").str.strip().eq("").to_numpy()
     return blank
 
 
@@ -130,11 +135,14 @@ def _check_column(checker: _Checker, series: pd.Series, column: Column) -> pd.Se
     if column.required:
         checker.fail(blank.to_numpy(bool), "required", f"{column.name} is required but empty")
     value, unparsable = _parse(series.where(~blank), column)
-    shown = series.astype("string").str.slice(0, 40)
+
+    def shown(idx: np.ndarray) -> pd.Series:  # only for the few rows that fail
+        return series.iloc[idx].astype("string").str.slice(0, 40)
+
     checker.fail(
         unparsable.to_numpy(bool),
         "type",
-        lambda idx: f"{column.name} '" + shown.iloc[idx] + f"' is not a valid {column.kind}",
+        lambda idx: f"{column.name} '" + shown(idx) + f"' is not a valid {column.kind}",
     )
     present = value.notna()
     if column.allowed:
@@ -142,13 +150,13 @@ def _check_column(checker: _Checker, series: pd.Series, column: Column) -> pd.Se
         checker.fail(
             outside,
             "allowed_values",
-            lambda idx: f"{column.name} '" + shown.iloc[idx] + f"' is not one of {', '.join(column.allowed)}",
+            lambda idx: f"{column.name} '" + shown(idx) + f"' is not one of {', '.join(column.allowed)}",
         )
     if column.kind == "money":
         checker.fail(
             (present & (value < 0)).fillna(False).to_numpy(bool),
             "non_negative",
-            lambda idx: f"{column.name} " + shown.iloc[idx] + " is negative",
+            lambda idx: f"{column.name} " + shown(idx) + " is negative",
         )
     if column.kind == "str":
         checker.fail(
