@@ -84,6 +84,17 @@ def run_ingest(as_of: AsOf) -> None:
     ingest(as_of=_day(as_of))
 
 
+@run_app.command("reconcile")
+def run_reconcile(as_of: AsOf) -> None:
+    """Compare the source database with the warehouse for one business day (closes the send gate on divergence)."""
+    from flows.reconcile import reconcile
+
+    result = reconcile(as_of=_day(as_of))
+    typer.echo(result["summary"])
+    if not result["fit_for_sending"]:
+        raise typer.Exit(2)  # divergence is a finding; 1 stays for crashes
+
+
 @app.command()
 def backfill(
     job: Annotated[str, typer.Argument(help="Job to run per day, e.g. ingest.")],

@@ -80,3 +80,9 @@ def test_contacts_are_masked_in_text():
     text = mask_contacts("customer +380671234567 wrote from olena.k@example.com, token 0123456789abcdef0123456789abcdef")
     assert "380671234567" not in text and "olena.k@example.com" not in text and "0123456789abcdef0123" not in text
     assert "o***@e***.com" in text
+
+
+def test_masking_leaves_dates_and_amounts_readable():
+    text = "paid_at 2026-01-10 12:00:00 amount_minor 1234567890 for loan 42"
+    assert mask_contacts(text) == text
+    assert "0671234567" not in mask_contacts("call 0671234567")
