@@ -84,6 +84,28 @@ def run_ingest(as_of: AsOf) -> None:
     ingest(as_of=_day(as_of))
 
 
+@run_app.command("nightly")
+def run_nightly(as_of: AsOf) -> None:
+    """The night's chain: ingest, quality and reconcile, then the send gate."""
+    from flows.nightly import nightly
+
+    result = nightly(as_of=_day(as_of))
+    typer.echo(f"send gate {'open' if result['send_gate_open'] else 'closed'}: " + ("; ".join(result["reasons"]) or "every check passed"))
+    if not result["send_gate_open"]:
+        raise typer.Exit(2)
+
+
+@run_app.command("quality")
+def run_quality(as_of: AsOf) -> None:
+    """Validate one business day with the expectation suites (closes the send gate on a critical failure)."""
+    from flows.quality import quality
+
+    result = quality(as_of=_day(as_of))
+    typer.echo(result["summary"])
+    if not result["fit_for_sending"]:
+        raise typer.Exit(2)
+
+
 @run_app.command("reconcile")
 def run_reconcile(as_of: AsOf) -> None:
     """Compare the source database with the warehouse for one business day (closes the send gate on divergence)."""
@@ -97,7 +119,7 @@ def run_reconcile(as_of: AsOf) -> None:
 
 @app.command()
 def backfill(
-    job: Annotated[str, typer.Argument(help="Job to run per day, e.g. ingest.")],
+    job: Annotated[str, typer.Argument(help="Job to run per day: nightly, ingest, quality or reconcile.")],
     start: Annotated[str, typer.Option(help="First business day, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option(help="Last business day, YYYY-MM-DD.")],
     deployment: Annotated[Optional[str], typer.Option(help="Run each day as a run of this deployment (flow/deployment).")] = None,

@@ -6,7 +6,7 @@ import re
 
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-])[A-Za-z0-9.-]*\.([A-Za-z]{2,})")
 # International (+380...) or national (0XX...) numbers; dates and amounts are left alone.
-_PHONE = re.compile(r"\+\d{9,14}\b|\b0\d{9}\b")
+_PHONE = re.compile(r"(?:\+|\b0)\d(?:[\s()-]?\d){8,13}\b")
 _TOKEN = re.compile(r"\b[0-9a-f]{24,}\b")
 
 

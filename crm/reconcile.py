@@ -18,7 +18,6 @@ Pure logic (metrics, comparison, diff, summaries) is separate from the IO edges 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -35,8 +34,6 @@ from crm.db import write_frame
 from crm.gate import record_verdict
 from models import source as source_model
 from models import warehouse as wh
-
-log = logging.getLogger(__name__)
 
 SCOPES = ("day", "cumulative")
 MISMATCH_KINDS = ("missing", "quarantined", "extra", "different_status", "different_amount")
@@ -706,6 +703,8 @@ def record_reconciliation(
     """Replace the day's results, mismatches and verdict in one transaction (other days untouched)."""
     results = figures[FIGURE_COLUMNS].assign(as_of=pd.Timestamp(as_of))
     ids = mismatches[MISMATCH_COLUMNS].assign(as_of=pd.Timestamp(as_of))
+    for column in ("source_value", "warehouse_value"):  # String(256) columns
+        ids[column] = ids[column].astype(object).where(ids[column].isna(), ids[column].astype(str).str.slice(0, 256))
     with warehouse.begin() as conn:
         conn.execute(delete(wh.reconciliation_mismatches).where(wh.reconciliation_mismatches.c.as_of == as_of))
         conn.execute(delete(wh.reconciliation_results).where(wh.reconciliation_results.c.as_of == as_of))

@@ -194,7 +194,8 @@ class Simulator:
         self.write_messages(day, messages)
 
     def sec(self, n: int) -> np.ndarray:
-        return self.rng.integers(0, SECONDS_PER_DAY, n)
+        # Up to 20 minutes before midnight, so follow-ups "a few minutes later" stay on the same day.
+        return self.rng.integers(0, SECONDS_PER_DAY - 1200, n)
 
     def register(self, t: int, n: int) -> None:
         if n == 0:
@@ -206,7 +207,7 @@ class Simulator:
         shops = (kind == RETAIL) | ((kind == BORROWER) & (r.random(n) < c.borrower_shopper_share))
         has = {ch: r.random(n) < getattr(c, f"share_{ch}") for ch in ("push", "email", "sms")}
         ok = {ch: has[ch] & (r.random(n) < c.consent_share) for ch in has}
-        seconds = self.sec(n)
+        seconds = self.rng.integers(120, SECONDS_PER_DAY - 3600, n)  # install before, welcome after: same day
         idx = self.w.customers.append(
             reg_day=np.full(n, t), reg_sec=seconds, kind=kind, shops=shops, bad_credit=r.random(n) < c.bad_credit_share,
             churned=np.zeros(n, bool), last_active=np.full(n, t), app=np.full(n, -1), loan=np.full(n, -1),
@@ -256,10 +257,11 @@ class Simulator:
         return frame
 
     # ------------------------------------------------------------------ applications
-    def change_status(self, t: int, app_idx: np.ndarray, status: int) -> None:
+    def change_status(self, t: int, app_idx: np.ndarray, status: int, when: np.ndarray | None = None) -> None:
         if len(app_idx) == 0:
             return
-        when = _ts(self.day0, np.full(len(app_idx), t), self.sec(len(app_idx)))
+        if when is None:
+            when = _ts(self.day0, np.full(len(app_idx), t), self.sec(len(app_idx)))
         self.w.apps.set("status", app_idx, status)
         self.w.apps.set("updated", app_idx, when)
         first = self.w.changes + 1
@@ -289,7 +291,9 @@ class Simulator:
             if len(group) == 0:
                 continue
             takers = group[a["take"][group]]
-            self.change_status(t, takers, ISSUED)
+            # Issued after the approval: same-day takers a few minutes after it, others later that day.
+            when = np.maximum(a["updated"][takers] + np.timedelta64(600, "s"), _ts(self.day0, np.full(len(takers), t), self.sec(len(takers))))
+            self.change_status(t, takers, ISSUED, when)
             self.issue_loans(t, takers)
             expired = group[~a["take"][group]]
             self.change_status(t, expired, EXPIRED)
@@ -319,7 +323,7 @@ class Simulator:
         n = len(who)
         if n == 0:
             return pd.DataFrame(columns=["customer_id", "event_type", "occurred_at", "platform"])
-        when = _ts(self.day0, np.full(n, t), self.sec(n))
+        when = _ts(self.day0, np.full(n, t), self.rng.integers(0, SECONDS_PER_DAY - 600, n))  # submitted the same day
         abandon = r.random(n) < c.abandon_share
         amount = (r.integers(c.principal_min_uah // 100, c.principal_max_uah // 100 + 1, n) * 100 * 100).astype("i8")
         idx = self.w.apps.append(
@@ -467,20 +471,22 @@ class Simulator:
 
     # ------------------------------------------------------------------ messages
     def remind(self, t: int) -> pd.DataFrame:
-        """Payment reminders on the cheapest consented channel, with the providers' reports."""
+        """Transactional messages (welcome on registration, payment reminder before the due date)
+        on the cheapest consented channel, with the providers' delivery and engagement reports."""
         lo, cu, c, r = self.w.loans, self.w.customers, self.c, self.rng
-        if lo.n == 0:
-            return pd.DataFrame()
-        due = np.flatnonzero((lo["status"] == ACTIVE) & (lo["issued_day"] + lo["term"] - c.reminder_days_before_due == t))
-        cust = lo["customer"][due] - 1
+        welcome = np.flatnonzero(cu["reg_day"] == t)
+        due = np.flatnonzero((lo["status"] == ACTIVE) & (lo["issued_day"] + lo["term"] - c.reminder_days_before_due == t)) if lo.n else np.array([], dtype=int)
+        cust = np.concatenate([welcome, lo["customer"][due] - 1]).astype(np.int64)
+        campaign = np.concatenate([np.full(len(welcome), "welcome", dtype=object), np.full(len(due), "payment-reminder", dtype=object)])
         ok = np.stack([cu["ok_push"][cust], cu["ok_email"][cust], cu["ok_sms"][cust]], axis=1)
         reachable = ok.any(axis=1)
-        due, cust, channel = due[reachable], cust[reachable], np.argmax(ok[reachable], axis=1)
-        n = len(due)
+        cust, campaign, channel = cust[reachable], campaign[reachable], np.argmax(ok[reachable], axis=1)
+        n = len(cust)
         if n == 0:
             return pd.DataFrame()
-        sent_at = _ts(self.day0, np.full(n, t), np.full(n, 10 * 3600) + r.integers(0, 3600, n))
-        message_id = np.char.add(f"rem-{t}-", np.arange(n).astype(str)).astype(object)
+        send_second = np.where(campaign == "welcome", cu["reg_sec"][cust] + 120, 10 * 3600 + r.integers(0, 3600, n))
+        sent_at = _ts(self.day0, np.full(n, t), send_second)
+        message_id = np.char.add(f"msg-{t}-", np.arange(n).astype(str)).astype(object)
         delivered = r.random(n) < c.delivered_share
         open_share = np.select([channel == 0, channel == 1], [c.opened_share_push, c.opened_share_email], 0.0)
         opened = delivered & (r.random(n) < open_share)
@@ -491,7 +497,7 @@ class Simulator:
                                    ("opened", opened, 1800), ("clicked", clicked, 1900), ("unsubscribed", unsub, 2000)):
             sel = np.flatnonzero(mask)
             rows.append(pd.DataFrame({"message_id": message_id[sel], "customer_id": cust[sel] + 1, "channel": CHANNELS[channel[sel]],
-                                      "event_type": event, "occurred_at": sent_at[sel] + np.timedelta64(delay, "s")}))
+                                      "event_type": event, "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"), "campaign_id": campaign[sel]}))
         if unsub.any():
             sel = np.flatnonzero(unsub)
             for ch_code, ch in enumerate(CHANNELS):
@@ -502,7 +508,6 @@ class Simulator:
                     address = None  # unchanged address: re-read below from the contact rows written before
                     self.pending.contacts.append(pd.DataFrame({"customer_id": who + 1, "channel": ch, "address": address, "is_consented": False, "updated_at": when}))
         frame = pd.concat(rows, ignore_index=True)
-        frame["campaign_id"] = "payment-reminder"
         frame["provider"] = frame["channel"].map(PROVIDERS)
         return frame
 

@@ -1,0 +1,49 @@
+"""`nightly`: the night's chain for one business day: ingest, then quality and reconciliation (the send gate)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.states import Completed
+
+from crm.dates import resolve_as_of
+from crm.gate import read_send_gate
+from crm.settings import warehouse_engine
+from flows.ingest import ingest
+from flows.quality import quality
+from flows.reconcile import reconcile
+
+
+@flow(name="nightly", flow_run_name="nightly {as_of}", description=__doc__)
+def nightly(as_of: date | None = None) -> dict:
+    """Run ingest, quality and reconcile for `as_of` as subflows and publish the send gate.
+
+    A rejected landing file fails `ingest` but the checks still run (they are what closes the gate);
+    the nightly run then fails too, after the gate is published. A closed gate with clean ingestion
+    completes in a state named `GateClosed`.
+    """
+    as_of = resolve_as_of(as_of)
+    ingested = ingest(as_of=as_of, return_state=True)
+    checked = quality(as_of=as_of)
+    reconciled = reconcile(as_of=as_of)
+    with warehouse_engine().connect() as conn:
+        gate = read_send_gate(conn, as_of)
+    lines = [f"# Send gate {as_of}: {'OPEN' if gate.is_open else 'CLOSED'}", ""]
+    lines += [f"- {reason}" for reason in gate.reasons] or ["Every check passed: the day's data may drive sends."]
+    lines += ["", f"- ingest: {ingested.name}", f"- quality: {checked['summary']}", f"- reconciliation: {reconciled['summary']}"]
+    create_markdown_artifact(key="send-gate", markdown="\n".join(lines), description=f"Send gate {as_of}")
+    outcome = {"as_of": as_of.isoformat(), "ingest": ingested.name, "send_gate_open": gate.is_open, "reasons": gate.reasons}
+    if ingested.is_failed():
+        raise RuntimeError(f"nightly {as_of}: ingest failed ({ingested.message}); send gate {'open' if gate.is_open else 'closed'}")
+    if not gate.is_open:
+        get_run_logger().warning("send gate closed for %s: %s", as_of, "; ".join(gate.reasons))
+        return Completed(name="GateClosed", message="; ".join(gate.reasons)[:500], data=outcome)
+    return outcome
+
+
+if __name__ == "__main__":
+    import sys
+
+    nightly(date.fromisoformat(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -1,0 +1,59 @@
+"""`quality`: validate a business day's data with the expectation suites, decide whether it may drive
+sends (the quality half of the send gate), publish Data Docs and the integrations' health."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from prefect import flow
+
+from crm.dates import resolve_as_of
+from tasks.quality import check_integration_health, publish_quality_report, save_quality_results, validate_day
+from tasks.warehouse import migrate_warehouse
+
+
+@flow(name="quality", flow_run_name="quality {as_of}", description=__doc__)
+def quality(as_of: date | None = None) -> dict:
+    """Validate the day's batch with every suite, store one row per expectation, record the verdict.
+
+    Failed expectations are findings, not errors: the run completes, and a failed `critical`
+    expectation closes the send gate for `as_of` (warnings do not).
+    """
+    as_of = resolve_as_of(as_of)
+    migrate_warehouse()
+    validation = validate_day(as_of)
+    rows = validation["results"]
+    verdict = save_quality_results(as_of, rows)
+    publish_quality_report(as_of, rows, verdict, validation["data_docs"])
+    health = check_integration_health(as_of)
+    failures = [
+        {
+            "suite": r["suite"],
+            "rule": r["rule"],
+            "expectation": r["expectation"],
+            "column": r["column_name"],
+            "severity": r["severity"],
+            "unexpected_count": r["unexpected_count"],
+            "examples": json.loads(r["unexpected_examples"] or "[]"),
+        }
+        for r in rows
+        if not r["success"]
+    ]
+    return {
+        "as_of": as_of.isoformat(),
+        "fit_for_sending": verdict["fit_for_sending"],
+        "summary": verdict["summary"],
+        "expectations": len(rows),
+        "critical_failures": verdict["critical_failures"],
+        "warning_failures": verdict["warning_failures"],
+        "failures": failures,
+        "data_docs": validation["data_docs"],
+        "integration_health": health,
+    }
+
+
+if __name__ == "__main__":
+    import sys
+
+    quality(date.fromisoformat(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -1,0 +1,45 @@
+"""The `nightly` chain and `backfill`: ingest, quality, reconcile, and the send gate they decide."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from crm.settings import make_engine
+from crm.simulator import FaultConfig
+from flows.backfill import backfill
+from flows.ingest import ingest
+from flows.nightly import nightly
+from models import warehouse as wh
+from tests.flows.conftest import simulate_company
+
+
+def test_a_clean_night_opens_the_send_gate(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=250, days=10)
+    result = nightly(as_of=summary.last_day)
+    assert result["ingest"] == "Completed"
+    assert result["send_gate_open"], result["reasons"]
+
+
+def test_lost_loan_statuses_close_the_gate_of_the_night(sqlite_backend):
+    # The source holds current state only: ingest mid-way, then let statuses change unseen.
+    faults = FaultConfig(rate=0.0, dropped_status_share=0.3)
+    first = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults)
+    ingest(as_of=first.last_day)
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults)
+    state = nightly(as_of=summary.last_day, return_state=True)
+    assert state.name == "GateClosed"
+    result = state.result()
+    assert not result["send_gate_open"]
+    assert any(reason.startswith("reconciliation") for reason in result["reasons"])
+
+
+def test_a_backfill_runs_every_day_of_the_range_once(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4)
+    start = summary.last_day - timedelta(days=1)
+    outcomes = backfill(job="ingest", start=start, end=summary.last_day)
+    assert [o["as_of"] for o in outcomes] == [start.isoformat(), summary.last_day.isoformat()]
+    with make_engine(sqlite_backend.warehouse_url).connect() as conn:
+        days = set(conn.execute(select(wh.ingest_batches.c.as_of).distinct()).scalars())
+    assert days == {start, summary.last_day}
