@@ -80,6 +80,7 @@ def simulate(
 def run_ingest(as_of: AsOf) -> None:
     """Ingest one business day from the source database and the landing zone."""
     from flows.ingest import ingest
+    from flows.nightly import nightly
 
     ingest(as_of=_day(as_of))
 
@@ -158,10 +159,10 @@ def report(as_of: AsOf) -> None:
 def demo(
     customers: Annotated[int, typer.Option(help="Customers of the simulated company.")] = 2000,
     days: Annotated[int, typer.Option(help="Days of history to simulate.")] = 60,
-    ingest_days: Annotated[int, typer.Option(help="Last days to ingest one by one.")] = 3,
+    ingest_days: Annotated[int, typer.Option(help="Last days to run one by one (the last one through `nightly`).")] = 3,
     fresh: Annotated[bool, typer.Option(help="Wipe the embedded home (./.crm) first.")] = True,
 ) -> None:
-    """Simulate a small company on the embedded default and ingest its last days (the main job)."""
+    """Simulate a small company on the embedded default, ingest its last days and run the night's chain on the last."""
     from crm.landing import open_landing_zone
     from crm.settings import get_settings, source_engine
     from crm.simulator import simulate as run_simulation
@@ -178,11 +179,14 @@ def demo(
     )
     typer.echo(str(summary))
     last = summary.last_day
-    for offset in range(ingest_days - 1, -1, -1):
+    for offset in range(ingest_days - 1, 0, -1):
         day = last - timedelta(days=offset)
         result = ingest(as_of=day)
         typer.echo(f"ingested {day}: {result}")
-    typer.echo(f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse})")
+    night = nightly(as_of=last)
+    gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
+    typer.echo(f"nightly {last}: ingest {night['ingest']}, send gate {gate}")
+    typer.echo(f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; Data Docs: {settings.reports}/data-docs/{last}/index.html)")
 
 
 if __name__ == "__main__":

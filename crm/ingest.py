@@ -133,10 +133,9 @@ def pull_source_table(
     upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     counts = SourceCounts(source=f"db:{entity.name}", entity=entity.name, status="up_to_date")
     with warehouse.connect() as conn:
-        known = load_known_ids(conn, entity)
+        in_warehouse = load_known_ids(conn, entity)
         mark = read_watermark(conn, entity)
-    with source.connect() as src:
-        known = {name: ids.union(existing) for name, ids in known.items() for existing in [_existing_source_ids(src, name, upper)]}
+    known = known_source_ids(source, in_warehouse, as_of)
     chunk_number = 0
     while True:
         stmt = select(table).where(updated < upper)
@@ -152,6 +151,7 @@ def pull_source_table(
         last = chunk.iloc[-1]
         mark = (pd.Timestamp(last[entity.updated_column]).to_pydatetime(), tuple(_plain(last[k]) for k in entity.key))
         with warehouse.begin() as conn:
+            pull_ahead_parents(source, conn, entity, result.valid, in_warehouse, as_of)
             loaded, duplicates = _record_batch(conn, entity, result, source=counts.source, as_of=as_of)
             upsert(
                 conn,
@@ -175,6 +175,68 @@ def pull_source_table(
         if len(chunk) < chunk_rows:
             break
     return counts
+
+
+PULL_AHEAD_BATCH = 10_000
+
+
+def pull_ahead_parents(
+    source: Engine,
+    conn: Connection,
+    entity: Entity,
+    rows: pd.DataFrame,
+    in_warehouse: dict[str, pd.Index],
+    as_of: date,
+    *,
+    depth: int = 0,
+) -> int:
+    """Load the parents `rows` reference that the warehouse lacks, in their current source version.
+
+    The source keeps only each row's latest version: a loan issued on the day but repaid the
+    next morning lies past the day's watermark, while its payment of the day does not. Without
+    the parent the warehouse would hold an orphan payment until the next run (and the quality
+    suite's `known_reference` rule would close the send gate). The parent is loaded now, in the
+    transaction of its children, and loaded again in the normal way when its change comes into
+    a later window. `in_warehouse` is updated with the keys loaded; returns how many rows.
+    """
+    total = 0
+    for column, parent_name in entity.references.items():
+        if parent_name not in in_warehouse or column not in rows:
+            continue
+        wanted = pd.Index(pd.to_numeric(rows[column], errors="coerce").dropna().astype(np.int64).unique())
+        missing = wanted.difference(in_warehouse[parent_name])
+        if missing.empty:
+            continue
+        parent = ENTITIES[parent_name]
+        table = source_model.tables[parent_name]
+        key = table.c[parent.key[0]]
+        for start in range(0, len(missing), PULL_AHEAD_BATCH):
+            batch = [int(i) for i in missing[start : start + PULL_AHEAD_BATCH]]
+            with source.connect() as src:
+                # Rows of the window that are missing were quarantined: never read them twice.
+                ahead = table.c[parent.updated_column] >= datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+                found = pd.read_sql(select(table).where(key.in_(batch), ahead).order_by(key), src)
+            if found.empty:
+                continue
+            grand = load_known_ids(conn, parent)
+            if depth < 3 and grand:
+                pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1)
+                grand = load_known_ids(conn, parent)
+            # Its event happened by the day; only its latest change lies after it.
+            result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
+            loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of)
+            total += loaded
+            in_warehouse[parent_name] = in_warehouse[parent_name].union(pd.Index(result.valid[parent.key[0]].astype(np.int64)))
+    if total and depth == 0:
+        log.info("%s: loaded %d parent row(s) whose latest change lies after %s", entity.name, total, as_of)
+    return total
+
+
+def known_source_ids(source: Engine, in_warehouse: dict[str, pd.Index], as_of: date) -> dict[str, pd.Index]:
+    """Keys a reference may point at on `as_of`: in the warehouse, or in the source by the end of the day."""
+    upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    with source.connect() as src:
+        return {name: ids.union(_existing_source_ids(src, name, upper)) for name, ids in in_warehouse.items()}
 
 
 def _existing_source_ids(src: Connection, entity_name: str, upper: datetime) -> pd.Index:
@@ -279,10 +341,15 @@ def load_landing_file(
     landing_file: LandingFile,
     as_of: date,
     known_ids: dict[str, pd.Index] | None = None,
+    *,
+    source_db: Engine | None = None,
+    in_warehouse: dict[str, pd.Index] | None = None,
 ) -> SourceCounts:
     """Load one landing file once: skip it if its bytes were loaded before, report it if it changed.
 
     `known_ids` (from `load_known_ids`) saves re-reading the referenced keys for every file of a run.
+    With `source_db` and `in_warehouse` (the keys the warehouse holds), `known_ids` may also hold keys
+    that exist only in the source: those parents are pulled ahead (`pull_ahead_parents`).
     """
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
@@ -323,6 +390,8 @@ def load_landing_file(
         result.rejected = pd.concat([unreadable[result.rejected.columns], result.rejected], ignore_index=True)
         result.rejected = result.rejected.sort_values("row_number", kind="stable", ignore_index=True)
     with warehouse.begin() as conn:
+        if source_db is not None and in_warehouse is not None:
+            pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
         loaded, duplicates = _record_batch(conn, entity, result, source=source, as_of=as_of)
         upsert(conn, manifest, [{**manifest_row, "status": "loaded", "error": None}])
     if changed:

@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from crm.contracts import ENTITIES
-from crm.ingest import SourceCounts, load_known_ids, load_landing_file, pull_source_table, quarantine_summary
+from crm.ingest import SourceCounts, known_source_ids, load_known_ids, load_landing_file, pull_source_table, quarantine_summary
 from crm.landing import list_landing_files, open_landing_zone
 from crm.privacy import mask_contacts
 from crm.settings import get_settings, source_engine, warehouse_engine
@@ -68,10 +68,12 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
     engine = warehouse_engine(settings)
     files, _ = list_landing_files(zone, as_of)
     with engine.connect() as conn:
-        known = load_known_ids(conn, ENTITIES[entity_name])  # parents were loaded before the files
+        in_warehouse = load_known_ids(conn, ENTITIES[entity_name])  # parents were loaded before the files
+    source = source_engine(settings)
+    known = known_source_ids(source, in_warehouse, as_of)
     out = []
     for landing_file in (f for f in files if f.entity.name == entity_name):
-        counts = load_landing_file(zone, engine, landing_file, as_of, known_ids=known)
+        counts = load_landing_file(zone, engine, landing_file, as_of, known_ids=known, source_db=source, in_warehouse=in_warehouse)
         if counts.status == "failed":
             logger.error("%s", counts.error)
         elif counts.status != "already_loaded":
