@@ -218,10 +218,9 @@ def pull_ahead_parents(
                 found = pd.read_sql(select(table).where(key.in_(batch), ahead).order_by(key), src)
             if found.empty:
                 continue
-            grand = load_known_ids(conn, parent)
+            grand = {name: _warehouse_keys(conn, name, found[col]) for col, name in parent.references.items()}
             if depth < 3 and grand:
                 pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1)
-                grand = load_known_ids(conn, parent)
             # Its event happened by the day; only its latest change lies after it.
             result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
             loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of)
@@ -230,6 +229,16 @@ def pull_ahead_parents(
     if total and depth == 0:
         log.info("%s: loaded %d parent row(s) whose latest change lies after %s", entity.name, total, as_of)
     return total
+
+
+def _warehouse_keys(conn: Connection, entity_name: str, values: pd.Series) -> pd.Index:
+    """Which of `values` are keys of the entity's warehouse table (only those are read)."""
+    key = wh.staging[entity_name].c[ENTITIES[entity_name].key[0]]
+    wanted = pd.to_numeric(values, errors="coerce").dropna().astype(np.int64).unique().tolist()
+    found: list[int] = []
+    for start in range(0, len(wanted), PULL_AHEAD_BATCH):
+        found += conn.execute(select(key).where(key.in_(wanted[start : start + PULL_AHEAD_BATCH]))).scalars().all()
+    return pd.Index(np.asarray(found, dtype=np.int64))
 
 
 def known_source_ids(source: Engine, in_warehouse: dict[str, pd.Index], as_of: date) -> dict[str, pd.Index]:

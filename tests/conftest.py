@@ -13,7 +13,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -107,17 +107,27 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_landing(s3_endpoint, monkeypatch) -> str:
-    """A fresh bucket on the local S3 server, with AWS_* env pointing boto3 at it; returns the s3:// URL."""
+def s3_bucket(s3_endpoint, monkeypatch) -> Callable[[str], str]:
+    """Makes fresh buckets on the local S3 server (AWS_* env points boto3 at it); returns their names."""
     import boto3
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    bucket = f"landing-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    url = f"s3://{bucket}/exports"
+
+    def make(prefix: str) -> str:
+        bucket = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        boto3.client("s3").create_bucket(Bucket=bucket)
+        return bucket
+
+    return make
+
+
+@pytest.fixture
+def s3_landing(s3_bucket, monkeypatch) -> str:
+    """A fresh landing bucket, set as CRM_LANDING_URL; returns the s3:// URL."""
+    url = f"s3://{s3_bucket('landing')}/exports"
     monkeypatch.setenv("CRM_LANDING_URL", url)
     return url
 

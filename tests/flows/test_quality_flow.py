@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -107,15 +106,10 @@ def test_a_faulty_day_fails_by_rule_with_examples_and_closes_the_gate(backend):
     assert any(h["status"] == "many errors" and h["top_reasons"] for h in health.values())
 
 
-def test_data_docs_are_written_to_s3(sqlite_backend, s3_endpoint, monkeypatch):
+def test_data_docs_are_written_to_s3(sqlite_backend, s3_bucket, monkeypatch):
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    bucket = f"reports-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
+    bucket = s3_bucket("reports")
     monkeypatch.setenv("CRM_REPORTS_URL", f"s3://{bucket}/crm")
     summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4)
     day = summary.last_day
