@@ -258,8 +258,8 @@ def _existing_source_ids(src: Connection, entity_name: str, upper: datetime) -> 
     entity = ENTITIES[entity_name]
     table = source_model.tables[entity_name]
     when = table.c[entity.event_time_column or entity.updated_column]
-    ids = src.execute(select(table.c[entity.key[0]]).where(when < upper)).scalars().all()
-    return pd.Index(np.asarray(ids, dtype=np.int64))
+    rows = src.execute(select(table.c[entity.key[0]]).where(when < upper)).cursor.fetchall()  # plain tuples: millions
+    return pd.Index(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
 
 
 def _plain(value):

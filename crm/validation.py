@@ -121,12 +121,8 @@ class _Checker:
 def _is_blank(series: pd.Series) -> pd.Series:
     blank = series.isna()
     if series.dtype == object or pd.api.types.is_string_dtype(series):
-        blank |= series.eq("").fillna(False).astype(bool)
-        # Only strings starting or ending with white space can be blank after stripping.
-        text = series[~blank]
-        spaced = text.astype("string").str.match(r"^\s|.*\s$").fillna(False).astype(bool)
-        if spaced.any():
-            blank.loc[spaced[spaced].index] = text[spaced].astype("string").str.strip().eq("").to_numpy()
+        # Arrow strips in C++: a Python regex over every cell cost a tenth of a load.
+        blank |= series.astype("string[pyarrow]").str.strip().eq("").fillna(False).astype(bool)
     return blank
 
 
