@@ -80,7 +80,6 @@ def simulate(
 def run_ingest(as_of: AsOf) -> None:
     """Ingest one business day from the source database and the landing zone."""
     from flows.ingest import ingest
-    from flows.nightly import nightly
 
     ingest(as_of=_day(as_of))
 
@@ -167,6 +166,7 @@ def demo(
     from crm.settings import get_settings, source_engine
     from crm.simulator import simulate as run_simulation
     from flows.ingest import ingest
+    from flows.nightly import nightly
 
     settings = get_settings()
     if fresh:

@@ -43,3 +43,19 @@ def test_a_backfill_runs_every_day_of_the_range_once(sqlite_backend):
     with make_engine(sqlite_backend.warehouse_url).connect() as conn:
         days = set(conn.execute(select(wh.ingest_batches.c.as_of).distinct()).scalars())
     assert days == {start, summary.last_day}
+
+
+def test_the_demo_runs_the_nightly_chain_on_the_embedded_default(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from crm.cli import app
+
+    for name in ("CRM_WAREHOUSE_URL", "CRM_SOURCE_URL", "CRM_LANDING_URL", "CRM_REPORTS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CRM_HOME", str(home))
+    result = CliRunner().invoke(app, ["demo", "--customers", "300", "--days", "12"])
+    assert result.exit_code == 0, result.output
+    assert "send gate OPEN" in result.output
+    assert (home / "warehouse.db").exists() and (home / "source.db").exists()
+    assert list((home / "reports" / "data-docs").rglob("index.html"))
