@@ -132,10 +132,11 @@ def backfill(
 
 @app.command()
 def report(as_of: AsOf) -> None:
-    """Print the ingestion counts and quarantine reasons of a business day."""
+    """Print the ingestion counts, quarantine reasons and send gate of a business day."""
     import pandas as pd
     from sqlalchemy import select
 
+    from crm.gate import read_send_gate
     from crm.ingest import quarantine_summary
     from crm.privacy import mask_contacts
     from crm.settings import warehouse_engine
@@ -145,6 +146,7 @@ def report(as_of: AsOf) -> None:
     with warehouse_engine().connect() as conn:
         counts = pd.DataFrame(conn.execute(select(ingest_batches).where(ingest_batches.c.as_of == day)).mappings().all())
         reasons = quarantine_summary(conn, day)
+        gate = read_send_gate(conn, day)
     if counts.empty:
         typer.echo(f"nothing was ingested for {day}")
         raise typer.Exit(1)
@@ -152,6 +154,7 @@ def report(as_of: AsOf) -> None:
     if len(reasons):
         reasons["example"] = reasons["example"].map(lambda s: mask_contacts(str(s))[:80])
         typer.echo("\nquarantined rows by rule:\n" + reasons.to_string(index=False))
+    typer.echo(f"\nsend gate {day}: " + ("OPEN" if gate.is_open else "CLOSED\n- " + "\n- ".join(gate.reasons)))
 
 
 @app.command()

@@ -59,3 +59,6 @@ def test_the_demo_runs_the_nightly_chain_on_the_embedded_default(tmp_path, monke
     assert "send gate OPEN" in result.output
     assert (home / "warehouse.db").exists() and (home / "source.db").exists()
     assert list((home / "reports" / "data-docs").rglob("index.html"))
+    last_day = result.output.split("nightly ")[1].split(":")[0]
+    report = CliRunner().invoke(app, ["report", "--as-of", last_day])
+    assert report.exit_code == 0 and "db:payments" in report.output and f"send gate {last_day}: OPEN" in report.output
