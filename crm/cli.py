@@ -84,15 +84,21 @@ def run_ingest(as_of: AsOf) -> None:
     ingest(as_of=_day(as_of))
 
 
+def _report_verdict(summary: str, fit_for_sending: bool) -> None:
+    """Print a check's summary; exit 2 when the day is not fit for sending (a finding; 1 stays for crashes)."""
+    typer.echo(summary)
+    if not fit_for_sending:
+        raise typer.Exit(2)
+
+
 @run_app.command("nightly")
 def run_nightly(as_of: AsOf) -> None:
     """The night's chain: ingest, quality and reconcile, then the send gate."""
     from flows.nightly import nightly
 
     result = nightly(as_of=_day(as_of))
-    typer.echo(f"send gate {'open' if result['send_gate_open'] else 'closed'}: " + ("; ".join(result["reasons"]) or "every check passed"))
-    if not result["send_gate_open"]:
-        raise typer.Exit(2)
+    gate = "open" if result["send_gate_open"] else "closed"
+    _report_verdict(f"send gate {gate}: " + ("; ".join(result["reasons"]) or "every check passed"), result["send_gate_open"])
 
 
 @run_app.command("quality")
@@ -101,9 +107,7 @@ def run_quality(as_of: AsOf) -> None:
     from flows.quality import quality
 
     result = quality(as_of=_day(as_of))
-    typer.echo(result["summary"])
-    if not result["fit_for_sending"]:
-        raise typer.Exit(2)
+    _report_verdict(result["summary"], result["fit_for_sending"])
 
 
 @run_app.command("reconcile")
@@ -112,9 +116,7 @@ def run_reconcile(as_of: AsOf) -> None:
     from flows.reconcile import reconcile
 
     result = reconcile(as_of=_day(as_of))
-    typer.echo(result["summary"])
-    if not result["fit_for_sending"]:
-        raise typer.Exit(2)  # divergence is a finding; 1 stays for crashes
+    _report_verdict(result["summary"], result["fit_for_sending"])
 
 
 @app.command()

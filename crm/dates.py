@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 
 def resolve_as_of(as_of: date | None) -> date:
@@ -19,6 +19,11 @@ def resolve_as_of(as_of: date | None) -> date:
 
     scheduled = flow_run.scheduled_start_time.astimezone(ZoneInfo(get_settings().business_timezone))
     return scheduled.date() - timedelta(days=1)
+
+
+def end_of(as_of: date) -> datetime:
+    """The first instant after the business day, as the naive timestamps the tables hold."""
+    return datetime.combine(as_of + timedelta(days=1), time.min)
 
 
 def days_between(start: date, end: date) -> list[date]:

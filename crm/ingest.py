@@ -15,13 +15,14 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, select, tuple_
 
 from crm.contracts import ENTITIES, Entity
+from crm.dates import end_of
 from crm.db import upsert, write_frame
 from crm.landing import LandingFile, LandingZone
 from crm.validation import MissingColumnsError, ValidationResult, validate_frame
@@ -130,7 +131,7 @@ def pull_source_table(
     table = source_model.tables[entity.name]
     updated = table.c[entity.updated_column]
     order = (updated, *[table.c[k] for k in entity.key])
-    upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
+    upper = end_of(as_of)
     counts = SourceCounts(source=f"db:{entity.name}", entity=entity.name, status="up_to_date")
     with warehouse.connect() as conn:
         in_warehouse = load_known_ids(conn, entity)
@@ -203,18 +204,17 @@ def pull_ahead_parents(
     for column, parent_name in entity.references.items():
         if parent_name not in in_warehouse or column not in rows:
             continue
-        wanted = pd.Index(pd.to_numeric(rows[column], errors="coerce").dropna().astype(np.int64).unique())
-        missing = wanted.difference(in_warehouse[parent_name])
+        missing = _keys(rows[column]).difference(in_warehouse[parent_name])
         if missing.empty:
             continue
         parent = ENTITIES[parent_name]
         table = source_model.tables[parent_name]
         key = table.c[parent.key[0]]
+        # Rows of the window that are missing were quarantined: never read them twice.
+        ahead = table.c[parent.updated_column] >= end_of(as_of)
         for start in range(0, len(missing), PULL_AHEAD_BATCH):
-            batch = [int(i) for i in missing[start : start + PULL_AHEAD_BATCH]]
+            batch = missing[start : start + PULL_AHEAD_BATCH].tolist()
             with source.connect() as src:
-                # Rows of the window that are missing were quarantined: never read them twice.
-                ahead = table.c[parent.updated_column] >= datetime.combine(as_of + timedelta(days=1), datetime.min.time())
                 found = pd.read_sql(select(table).where(key.in_(batch), ahead).order_by(key), src)
             if found.empty:
                 continue
@@ -231,10 +231,15 @@ def pull_ahead_parents(
     return total
 
 
+def _keys(values: pd.Series) -> pd.Index:
+    """The distinct integer keys in a reference column (nulls left out)."""
+    return pd.Index(pd.to_numeric(values, errors="coerce").dropna().astype(np.int64).unique())
+
+
 def _warehouse_keys(conn: Connection, entity_name: str, values: pd.Series) -> pd.Index:
     """Which of `values` are keys of the entity's warehouse table (only those are read)."""
     key = wh.staging[entity_name].c[ENTITIES[entity_name].key[0]]
-    wanted = pd.to_numeric(values, errors="coerce").dropna().astype(np.int64).unique().tolist()
+    wanted = _keys(values).tolist()
     found: list[int] = []
     for start in range(0, len(wanted), PULL_AHEAD_BATCH):
         found += conn.execute(select(key).where(key.in_(wanted[start : start + PULL_AHEAD_BATCH]))).scalars().all()
@@ -243,9 +248,8 @@ def _warehouse_keys(conn: Connection, entity_name: str, values: pd.Series) -> pd
 
 def known_source_ids(source: Engine, in_warehouse: dict[str, pd.Index], as_of: date) -> dict[str, pd.Index]:
     """Keys a reference may point at on `as_of`: in the warehouse, or in the source by the end of the day."""
-    upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     with source.connect() as src:
-        return {name: ids.union(_existing_source_ids(src, name, upper)) for name, ids in in_warehouse.items()}
+        return {name: ids.union(_existing_source_ids(src, name, end_of(as_of))) for name, ids in in_warehouse.items()}
 
 
 def _existing_source_ids(src: Connection, entity_name: str, upper: datetime) -> pd.Index:

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, Select, Table, and_, case, delete, fu
 
 from crm.config import load_config
 from crm.contracts import ENTITIES, SOURCE_ENTITIES, Entity
+from crm.dates import end_of
 from crm.db import write_frame
 from crm.gate import record_verdict
 from models import source as source_model
@@ -119,8 +120,8 @@ def load_reconciliation_config() -> ReconciliationConfig:
 
 def day_bounds(as_of: date) -> tuple[datetime, datetime]:
     """Start and end (exclusive) of the business day, as the naive timestamps the tables hold."""
-    start = datetime.combine(as_of, datetime.min.time())
-    return start, start + timedelta(days=1)
+    end = end_of(as_of)
+    return end - timedelta(days=1), end
 
 
 def label(value) -> str:

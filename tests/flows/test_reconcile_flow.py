@@ -165,3 +165,10 @@ def test_rows_ingestion_rejected_are_reported_as_quarantined_not_missing(sqlite_
     known = set(zip(quarantine.entity, quarantine.record_key))
     assert all((r.entity, r.record_id) in known for r in quarantined.itertuples())
     assert quarantined.warehouse_value.str.startswith("quarantined: ").all()
+
+    from typer.testing import CliRunner
+
+    from crm.cli import app
+
+    cli = CliRunner().invoke(app, ["run", "reconcile", "--as-of", day.isoformat()])
+    assert cli.exit_code == 2 and outcome["summary"] in cli.output  # a finding, not a crash (1)
