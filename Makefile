@@ -7,7 +7,7 @@ export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: setup demo test test-fast bench lock clean
+.PHONY: setup demo test test-fast lint bench lock clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,9 @@ demo: setup  ## simulate a small company and ingest its last days (SQLite, ./.cr
 
 test: setup  ## every test, SQLite and PostgreSQL (CRM_TEST_POSTGRES_URL), S3 via moto
 	$(BIN)/pytest
+
+lint: setup  ## ruff and the import-linter layer contracts (also run by `make test`)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 test-fast: setup  ## pure-logic tests only
 	$(BIN)/pytest tests/unit

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_ingest import SIMULATE, postgres_database, run_stage  # noqa: E402
+from benchmarks.bench_ingest import SIMULATE, postgres_database, run_stage
 
 FLOW = """
 import sys, json, time

@@ -21,29 +21,30 @@ PG_ADMIN = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 SIMULATE = """
 import sys, json
 from datetime import date
-from crm.settings import get_settings, source_engine
-from crm.landing import open_landing_zone
+from crm.core.settings import get_settings, source_engine
+from crm.core.storage import open_store
 from crm.simulator import simulate
 s = get_settings()
-summary = simulate(source_engine(s), open_landing_zone(s.landing), customers=int(sys.argv[1]), days=int(sys.argv[2]), seed=42, start=date(2026, 1, 1))
+summary = simulate(source_engine(s), open_store(s.landing), customers=int(sys.argv[1]), days=int(sys.argv[2]), seed=42, start=date(2026, 1, 1))
 print(json.dumps({"last_day": summary.last_day.isoformat(), "rows": summary.rows_written}, default=str))
 """
 
 INGEST = """
 import sys, json
 from datetime import date
-from crm.contracts import SOURCE_ENTITIES
+from crm.core.contracts import SOURCE_ENTITIES
 from crm.ingest import pull_source_table, load_landing_file, load_known_ids
-from crm.landing import open_landing_zone, list_landing_files
-from crm.migrations import upgrade_warehouse
-from crm.settings import get_settings, source_engine, warehouse_engine
+from crm.core.storage import open_store
+from crm.ingest import list_landing_files
+from crm.core.migrations import upgrade_warehouse
+from crm.core.settings import get_settings, source_engine, warehouse_engine
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
 totals = {}
 for entity in SOURCE_ENTITIES:
     c = pull_source_table(source_engine(s), warehouse_engine(s), entity, day, chunk_rows=s.source_chunk_rows)
     totals[c.source] = c.rows_loaded
-zone = open_landing_zone(s.landing)
+zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
 known = {}
 for f in files:
@@ -72,7 +73,12 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
     output = proc.stdout.read().strip().splitlines()
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
-    result = {"stage": name, "seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "result": json.loads(output[-1])}
+    result = {
+        "stage": name,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        "result": json.loads(output[-1]),
+    }
     print(json.dumps(result), flush=True)
     return result
 
@@ -93,12 +99,16 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench"))
-    parser.add_argument("--via-flow", action="store_true", help="ingest through the Prefect flow (adds server start-up)")
+    parser.add_argument(
+        "--via-flow", action="store_true", help="ingest through the Prefect flow (adds server start-up)"
+    )
     parser.add_argument("--reuse-source", action="store_true", help="keep the simulated source from a previous run")
     args = parser.parse_args()
 
     work = args.workdir / f"{args.backend}-{args.customers}"
-    env = dict(os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env = dict(
+        os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
+    )
     if args.backend == "postgresql":
         env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_wh_{args.customers}")
         if not args.reuse_source:
@@ -119,7 +129,11 @@ def main() -> None:
         results.append(simulated)
         state_file.write_text(simulated["result"]["last_day"])
     last_day = state_file.read_text().strip()
-    results.append(run_stage("ingest-flow" if args.via_flow else "ingest", INGEST_FLOW if args.via_flow else INGEST, [last_day], env))
+    results.append(
+        run_stage(
+            "ingest-flow" if args.via_flow else "ingest", INGEST_FLOW if args.via_flow else INGEST, [last_day], env
+        )
+    )
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"ingest-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))

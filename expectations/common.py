@@ -5,21 +5,30 @@ Imports Great Expectations: import this module lazily (from inside a function).
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import great_expectations.expectations as gxe
 
-from crm.contracts import ENTITIES, Column, Entity
+from crm.core.contracts import ENTITIES, Column, Entity
+from crm.core.dates import start_of
+from crm.quality import Severity
 
-CRITICAL = "critical"
-WARNING = "warning"
+CRITICAL = Severity.CRITICAL
+WARNING = Severity.WARNING
 
 # Column types as GX sees them on the temporary table of a day's batch. SQLite keeps only a
 # storage affinity there (CREATE TABLE AS), so timestamps, dates and booleans read NUMERIC;
 # PostgreSQL keeps the declared types, string lengths included.
 TYPE_NAMES: dict[str, dict[str, str]] = {
-    "sqlite": {"int": "INTEGER", "money": "INTEGER", "str": "TEXT", "timestamp": "NUMERIC", "date": "NUMERIC", "bool": "NUMERIC"},
+    "sqlite": {
+        "int": "INTEGER",
+        "money": "INTEGER",
+        "str": "TEXT",
+        "timestamp": "NUMERIC",
+        "date": "NUMERIC",
+        "bool": "NUMERIC",
+    },
     "postgresql": {
         "int": "BIGINT",
         "money": "BIGINT",
@@ -55,10 +64,14 @@ class ExpectNoUnexpectedRows(gxe.UnexpectedRowsExpectation):
         }
 
 
-def expect(kind: str, *, rule: str, severity: str, description: str | None = None, meta: dict | None = None, **kwargs: Any):
+def expect(
+    kind: str, *, rule: str, severity: str, description: str | None = None, meta: dict | None = None, **kwargs: Any
+):
     """A GX expectation `gxe.<kind>(**kwargs)` tagged with its rule and severity."""
-    if severity not in (CRITICAL, WARNING):
-        raise ValueError(f"severity must be critical or warning, not {severity!r}")
+    try:
+        severity = Severity(severity)
+    except ValueError:
+        raise ValueError(f"severity must be critical or warning, not {severity!r}") from None
     cls = ExpectNoUnexpectedRows if kind == "ExpectNoUnexpectedRows" else getattr(gxe, kind)
     extra = {"description": description} if description else {}
     return cls(**kwargs, meta={"severity": severity, "rule": rule, **(meta or {})}, severity=severity, **extra)
@@ -74,11 +87,6 @@ def no_rows(query: str, *, rule: str, severity: str, description: str, column: s
         meta={"column": column} if column else None,
         unexpected_rows_query=query,
     )
-
-
-def start_of(day) -> datetime:
-    """Midnight at the start of a date (GX compares datetime columns with datetime bounds)."""
-    return datetime.combine(day, time.min)
 
 
 def day_batch_query(entity: Entity, day: str) -> str:
@@ -114,22 +122,48 @@ def contract_expectations(entity: Entity, context) -> list:
     for c in entity.columns:
         expected = type_name(context.dialect, c)
         if expected:
-            out.append(expect("ExpectColumnValuesToBeOfType", rule="type", severity=CRITICAL, column=c.name, type_=expected))
+            out.append(
+                expect("ExpectColumnValuesToBeOfType", rule="type", severity=CRITICAL, column=c.name, type_=expected)
+            )
     for c in entity.columns:
         if c.required or c.name in entity.key:
             out.append(expect("ExpectColumnValuesToNotBeNull", rule="required", severity=CRITICAL, column=c.name))
     if len(entity.key) == 1:
         out.append(expect("ExpectColumnValuesToBeUnique", rule="unique_key", severity=CRITICAL, column=entity.key[0]))
     else:
-        out.append(expect("ExpectCompoundColumnsToBeUnique", rule="unique_key", severity=CRITICAL, column_list=list(entity.key)))
+        out.append(
+            expect(
+                "ExpectCompoundColumnsToBeUnique", rule="unique_key", severity=CRITICAL, column_list=list(entity.key)
+            )
+        )
     for c in entity.columns:
         if c.allowed:
-            out.append(expect("ExpectColumnValuesToBeInSet", rule="allowed_values", severity=CRITICAL, column=c.name, value_set=list(c.allowed)))
+            out.append(
+                expect(
+                    "ExpectColumnValuesToBeInSet",
+                    rule="allowed_values",
+                    severity=CRITICAL,
+                    column=c.name,
+                    value_set=list(c.allowed),
+                )
+            )
         if c.kind == "money":
-            out.append(expect("ExpectColumnValuesToBeBetween", rule="non_negative", severity=CRITICAL, column=c.name, min_value=0))
+            out.append(
+                expect(
+                    "ExpectColumnValuesToBeBetween", rule="non_negative", severity=CRITICAL, column=c.name, min_value=0
+                )
+            )
         bound = config.upper_bounds.get(f"{entity.name}.{c.name}")
         if bound is not None:
-            out.append(expect("ExpectColumnValuesToBeBetween", rule="plausible_range", severity=WARNING, column=c.name, max_value=bound))
+            out.append(
+                expect(
+                    "ExpectColumnValuesToBeBetween",
+                    rule="plausible_range",
+                    severity=WARNING,
+                    column=c.name,
+                    max_value=bound,
+                )
+            )
     if entity.event_time_column:
         out.append(
             expect(

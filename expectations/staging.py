@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from crm.contracts import Entity
+from crm.core.contracts import Entity
 from expectations import SuiteContext, SuiteSpec
 from expectations.common import CRITICAL, WARNING, contract_expectations, day_batch_query, expect, no_rows
 
@@ -45,8 +45,16 @@ def _loan_applications(context: SuiteContext) -> list:
 
 def _loans(context: SuiteContext) -> list:
     return [
-        expect("ExpectColumnValuesToBeBetween", rule="positive_terms", severity=CRITICAL, column="term_days", min_value=1),
-        expect("ExpectColumnValuesToBeBetween", rule="positive_terms", severity=CRITICAL, column="daily_rate_bp", min_value=0),
+        expect(
+            "ExpectColumnValuesToBeBetween", rule="positive_terms", severity=CRITICAL, column="term_days", min_value=1
+        ),
+        expect(
+            "ExpectColumnValuesToBeBetween",
+            rule="positive_terms",
+            severity=CRITICAL,
+            column="daily_rate_bp",
+            min_value=0,
+        ),
         no_rows(
             "SELECT b.loan_id, b.status, b.issued_at, b.closed_at FROM {batch} AS b "
             "WHERE b.closed_at IS NOT NULL AND b.closed_at < b.issued_at",
@@ -106,4 +114,3 @@ def staging_suite(entity: Entity, context: SuiteContext) -> SuiteSpec:
         key_columns=tuple(entity.key),
         expectations=contract_expectations(entity, context) + extra,
     )
-

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.deployments import run_deployment
 
-from crm.dates import days_between
+from crm.core.dates import days_between
 from flows.ingest import ingest
 from flows.nightly import nightly
 from flows.quality import quality

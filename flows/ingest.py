@@ -7,10 +7,9 @@ from datetime import date
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from crm.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
-from crm.dates import resolve_as_of
+from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
+from tasks.common import migrate_warehouse, resolve_as_of
 from tasks.ingest import find_landing_files, load_landing_files_task, publish_ingest_report, pull_source_table_task
-from tasks.warehouse import migrate_warehouse
 
 
 class IngestionFailed(RuntimeError):

@@ -8,12 +8,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed
 
-from crm.dates import resolve_as_of
-from crm.gate import read_send_gate
-from crm.settings import warehouse_engine
+from crm.core.gate import read_send_gate
+from crm.core.settings import warehouse_engine
 from flows.ingest import ingest
 from flows.quality import quality
 from flows.reconcile import reconcile
+from tasks.common import resolve_as_of
 
 
 @flow(name="nightly", flow_run_name="nightly {as_of}", description=__doc__)
@@ -32,11 +32,23 @@ def nightly(as_of: date | None = None) -> dict:
         gate = read_send_gate(conn, as_of)
     lines = [f"# Send gate {as_of}: {'OPEN' if gate.is_open else 'CLOSED'}", ""]
     lines += [f"- {reason}" for reason in gate.reasons] or ["Every check passed: the day's data may drive sends."]
-    lines += ["", f"- ingest: {ingested.name}", f"- quality: {checked['summary']}", f"- reconciliation: {reconciled['summary']}"]
+    lines += [
+        "",
+        f"- ingest: {ingested.name}",
+        f"- quality: {checked['summary']}",
+        f"- reconciliation: {reconciled['summary']}",
+    ]
     create_markdown_artifact(key="send-gate", markdown="\n".join(lines), description=f"Send gate {as_of}")
-    outcome = {"as_of": as_of.isoformat(), "ingest": ingested.name, "send_gate_open": gate.is_open, "reasons": gate.reasons}
+    outcome = {
+        "as_of": as_of.isoformat(),
+        "ingest": ingested.name,
+        "send_gate_open": gate.is_open,
+        "reasons": gate.reasons,
+    }
     if ingested.is_failed():
-        raise RuntimeError(f"nightly {as_of}: ingest failed ({ingested.message}); send gate {'open' if gate.is_open else 'closed'}")
+        raise RuntimeError(
+            f"nightly {as_of}: ingest failed ({ingested.message}); send gate {'open' if gate.is_open else 'closed'}"
+        )
     if not gate.is_open:
         get_run_logger().warning("send gate closed for %s: %s", as_of, "; ".join(gate.reasons))
         return Completed(name="GateClosed", message="; ".join(gate.reasons)[:500], data=outcome)

@@ -8,9 +8,8 @@ from datetime import date
 
 from prefect import flow
 
-from crm.dates import resolve_as_of
+from tasks.common import migrate_warehouse, resolve_as_of
 from tasks.quality import check_integration_health, publish_quality_report, save_quality_results, validate_day
-from tasks.warehouse import migrate_warehouse
 
 
 @flow(name="quality", flow_run_name="quality {as_of}", description=__doc__)

@@ -7,10 +7,9 @@ from datetime import date
 from prefect import flow, get_run_logger
 from prefect.states import Completed
 
-from crm.dates import resolve_as_of
 from crm.reconcile import entities_to_diff, load_reconciliation_config
+from tasks.common import migrate_warehouse, resolve_as_of
 from tasks.reconcile import compare_figures, diff_ids, publish_reconciliation_report, record_reconciliation_task
-from tasks.warehouse import migrate_warehouse
 
 
 @flow(name="reconcile", flow_run_name="reconcile {as_of}", description=__doc__)
@@ -41,9 +40,7 @@ def reconcile(as_of: date | None = None) -> dict:
     }
     if verdict["fit_for_sending"]:
         return outcome
-    message = (
-        f"send gate closed for {as_of}: {len(failed)} figure(s) diverge in {', '.join(dict.fromkeys(failed['entity'])) or 'no entity'}"
-    )
+    message = f"send gate closed for {as_of}: {len(failed)} figure(s) diverge in {', '.join(dict.fromkeys(failed['entity'])) or 'no entity'}"
     get_run_logger().warning("%s; see the reconciliation-summary artifact", message)
     # Completed, named `Diverged`: a finding is not a crash, yet the UI shows it and an automation
     # can alert the CRM manager on the `prefect.flow-run.Diverged` event. Callers still get `outcome`.

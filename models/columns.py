@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Integer, String
 from sqlalchemy.types import TypeEngine
 
-from crm.contracts import Column as ContractColumn
-from crm.contracts import Entity
+from crm.core.contracts import Column as ContractColumn
+from crm.core.contracts import Entity
 
 # SQLite only auto-numbers an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 AutoId = BigInteger().with_variant(Integer(), "sqlite")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Date, Index, Integer, LargeBinary, MetaData, String, Table
 
-from crm.contracts import SOURCE_ENTITIES
+from crm.core.contracts import SOURCE_ENTITIES
 from models.columns import entity_columns
 
 metadata = MetaData()

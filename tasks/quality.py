@@ -9,8 +9,9 @@ from datetime import date
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from crm.contracts import ENTITIES
-from crm.gate import record_verdict
+from crm.core.contracts import ENTITIES
+from crm.core.gate import Check, record_verdict
+from crm.core.settings import get_settings, warehouse_engine
 from crm.quality import (
     QualityVerdict,
     classify_integrations,
@@ -27,7 +28,6 @@ from crm.quality import (
     validate_suites,
     volume_bands,
 )
-from crm.settings import get_settings, warehouse_engine
 
 
 def artifact_key(suite: str) -> str:
@@ -56,7 +56,11 @@ def validate_day(as_of: date) -> dict:
     docs_dir = new_docs_dir()
     try:
         rows = validate_suites(
-            settings.warehouse, build_suites(context), examples=config.examples, docs_dir=docs_dir, run_name=f"quality-{as_of}"
+            settings.warehouse,
+            build_suites(context),
+            examples=config.examples,
+            docs_dir=docs_dir,
+            run_name=f"quality-{as_of}",
         )
         try:
             docs = upload_data_docs(docs_dir, settings.reports, f"data-docs/{as_of}")
@@ -70,18 +74,18 @@ def validate_day(as_of: date) -> dict:
     return {"results": rows, "data_docs": docs}
 
 
-@task(name="save-quality-results", retries=2, retry_delay_seconds=[5, 30])
+@task(name="save-quality-results", task_run_name="save quality results {as_of}", retries=2, retry_delay_seconds=[5, 30])
 def save_quality_results(as_of: date, rows: list[dict]) -> dict:
     """Replace the day's `quality_results` and record the gate verdict, in one transaction."""
     verdict = quality_verdict(rows, as_of)
     with warehouse_engine().begin() as conn:
         replace_quality_results(conn, as_of, rows)
-        record_verdict(conn, as_of, "quality", fit_for_sending=verdict.fit_for_sending, summary=verdict.summary)
+        record_verdict(conn, as_of, Check.QUALITY, fit_for_sending=verdict.fit_for_sending, summary=verdict.summary)
     get_run_logger().info("quality verdict %s: %s", as_of, verdict.summary)
     return asdict(verdict)
 
 
-@task(name="publish-quality-report")
+@task(name="publish-quality-report", task_run_name="publish quality report {as_of}")
 def publish_quality_report(as_of: date, rows: list[dict], verdict: dict, data_docs: str | None) -> None:
     """One table artifact per suite and a markdown summary of the day's quality."""
     for suite in dict.fromkeys(r["suite"] for r in rows):
@@ -99,7 +103,7 @@ def publish_quality_report(as_of: date, rows: list[dict], verdict: dict, data_do
     )
 
 
-@task(name="check-integration-health")
+@task(name="check-integration-health", task_run_name="check integration health {as_of}")
 def check_integration_health(as_of: date) -> list[dict]:
     """Rate every integration ok / problems / many errors and publish the `integration-health` artifact."""
     config = load_quality_config()

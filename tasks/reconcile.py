@@ -9,7 +9,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from crm.contracts import ENTITIES
+from crm.core.contracts import ENTITIES
+from crm.core.settings import get_settings, source_engine, warehouse_engine
 from crm.reconcile import (
     FIGURE_COLUMNS,
     MISMATCH_COLUMNS,
@@ -23,13 +24,12 @@ from crm.reconcile import (
     trend_markdown,
     verdict_summary,
 )
-from crm.settings import get_settings, source_engine, warehouse_engine
 
 # Reads only (the source is never written): safe to retry. NO_CACHE: a new run must re-read both sides.
 _READ = {"retries": 2, "retry_delay_seconds": [10, 60], "cache_policy": NO_CACHE, "tags": ["source-db"]}
 
 
-@task(name="compare-figures", **_READ)
+@task(name="compare-figures", task_run_name="compare figures {as_of}", **_READ)
 def compare_figures(as_of: date, config: ReconciliationConfig) -> dict:
     """Aggregate every configured entity on the source and in the warehouse and compare the figures."""
     logger = get_run_logger()
@@ -65,13 +65,21 @@ def diff_ids(entity_name: str, as_of: date, config: ReconciliationConfig) -> dic
     )
     logger.info(
         "%s: %d source rows vs %d warehouse rows; mismatching ids: %s",
-        entity_name, result.source_rows, result.warehouse_rows,
+        entity_name,
+        result.source_rows,
+        result.warehouse_rows,
         ", ".join(f"{kind} {n}" for kind, n in result.counts.items() if n) or "none",
     )
     return {"counts": result.counts, "mismatches": result.mismatches, "in_flight": result.in_flight}
 
 
-@task(name="record-reconciliation", retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(
+    name="record-reconciliation",
+    task_run_name="record reconciliation {as_of}",
+    retries=1,
+    retry_delay_seconds=10,
+    cache_policy=NO_CACHE,
+)
 def record_reconciliation_task(
     as_of: date, config: ReconciliationConfig, figures: pd.DataFrame, diffs: dict[str, dict], in_flight: dict[str, int]
 ) -> dict:
@@ -87,7 +95,9 @@ def record_reconciliation_task(
     return {"fit_for_sending": fit, "summary": summary, "stored_ids": len(mismatches)}
 
 
-@task(name="publish-reconciliation-report", cache_policy=NO_CACHE)
+@task(
+    name="publish-reconciliation-report", task_run_name="publish reconciliation report {as_of}", cache_policy=NO_CACHE
+)
 def publish_reconciliation_report(
     as_of: date, config: ReconciliationConfig, figures: pd.DataFrame, diffs: dict[str, dict], verdict: dict
 ) -> None:
@@ -108,7 +118,13 @@ def publish_reconciliation_report(
         for entity, d in diffs.items()
     }
     markdown = summary_markdown(
-        as_of, verdict["fit_for_sending"], verdict["summary"], figures, counts, examples, stored_cap=config.max_stored_ids
+        as_of,
+        verdict["fit_for_sending"],
+        verdict["summary"],
+        figures,
+        counts,
+        examples,
+        stored_cap=config.max_stored_ids,
     )
     # Only keys, closed-list statuses and amounts are ever read (the config forbids free text), so no
     # contact can appear here; mask_contacts would also mangle dates and large amounts.

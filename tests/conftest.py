@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import create_engine, text
 
-from crm.settings import make_engine
+from crm.core.settings import make_engine
 
 POSTGRES_ADMIN_URL = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]
@@ -56,12 +56,19 @@ def backend(request, tmp_path, monkeypatch) -> Iterator[Backend]:
     if request.param == "sqlite":
         yield from _with_env(
             monkeypatch,
-            Backend("sqlite", f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'source.db'}", str(tmp_path / "landing")),
+            Backend(
+                "sqlite",
+                f"sqlite:///{tmp_path / 'warehouse.db'}",
+                f"sqlite:///{tmp_path / 'source.db'}",
+                str(tmp_path / "landing"),
+            ),
         )
         return
     warehouse, source = _postgres_database(), _postgres_database()
     try:
-        yield from _with_env(monkeypatch, Backend("postgresql", next(warehouse), next(source), str(tmp_path / "landing")))
+        yield from _with_env(
+            monkeypatch, Backend("postgresql", next(warehouse), next(source), str(tmp_path / "landing"))
+        )
     finally:
         for gen in (warehouse, source):
             gen.close()
@@ -72,7 +79,12 @@ def sqlite_backend(tmp_path, monkeypatch) -> Iterator[Backend]:
     """The embedded default only (for tests whose subject is not the database)."""
     yield from _with_env(
         monkeypatch,
-        Backend("sqlite", f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'source.db'}", str(tmp_path / "landing")),
+        Backend(
+            "sqlite",
+            f"sqlite:///{tmp_path / 'warehouse.db'}",
+            f"sqlite:///{tmp_path / 'source.db'}",
+            str(tmp_path / "landing"),
+        ),
     )
 
 

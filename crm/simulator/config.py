@@ -73,4 +73,6 @@ class FaultConfig(BaseModel):
     unknown_customers: bool = True
     negative_amounts: bool = True
     malformed_file: bool = False
-    dropped_status_share: float = Field(0.0, ge=0, le=1, description="Loans whose status changes never reach the export.")
+    dropped_status_share: float = Field(
+        0.0, ge=0, le=1, description="Loans whose status changes never reach the export."
+    )

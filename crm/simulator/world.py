@@ -18,21 +18,46 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from crm.contracts import APP_EVENTS, MESSAGE_EVENTS, PRODUCT_GROUPS
-from crm.db import write_frame
-from crm.landing import LandingZone, landing_file_key
+from crm.core.contracts import (
+    APP_EVENTS,
+    APPLICATION_STATUSES,
+    CHANNELS,
+    ENTITIES,
+    LOAN_STATUSES,
+    MESSAGE_EVENTS,
+    PRODUCT_GROUPS,
+    ApplicationStatus,
+    LoanStatus,
+)
+from crm.core.db import write_frame
+from crm.core.storage import ObjectStore
+from crm.ingest import landing_file_key
 from crm.simulator.config import FaultConfig, SimulationConfig
 from models import source as src
 
 DEFAULT_START = date(2026, 1, 1)
 SECONDS_PER_DAY = 86_400
-APP_STATUSES = np.array(["started", "submitted", "approved", "rejected", "abandoned", "issued", "expired"], dtype=object)
-STARTED, SUBMITTED, APPROVED, REJECTED, ABANDONED, ISSUED, EXPIRED = range(7)
-LOAN_STATUSES = np.array(["active", "overdue", "repaid", "written_off"], dtype=object)
-ACTIVE, OVERDUE, REPAID, WRITTEN_OFF = range(4)
+# Statuses are stored as small integer codes: their position in the contract's lists.
+APP_STATUS_NAMES = np.array(APPLICATION_STATUSES, dtype=object)
+STARTED, SUBMITTED, APPROVED, REJECTED, ABANDONED, ISSUED, EXPIRED = (
+    APPLICATION_STATUSES.index(s)
+    for s in (
+        ApplicationStatus.STARTED,
+        ApplicationStatus.SUBMITTED,
+        ApplicationStatus.APPROVED,
+        ApplicationStatus.REJECTED,
+        ApplicationStatus.ABANDONED,
+        ApplicationStatus.ISSUED,
+        ApplicationStatus.EXPIRED,
+    )
+)
+LOAN_STATUS_NAMES = np.array(LOAN_STATUSES, dtype=object)
+ACTIVE, OVERDUE, REPAID, WRITTEN_OFF = (
+    LOAN_STATUSES.index(s) for s in (LoanStatus.ACTIVE, LoanStatus.OVERDUE, LoanStatus.REPAID, LoanStatus.WRITTEN_OFF)
+)
 ON_TIME, LATE, DEFAULT = range(3)
 LEAD, BORROWER, RETAIL = range(3)
-CHANNELS = np.array(["push", "email", "sms"], dtype=object)
+CHANNEL_NAMES = np.array(CHANNELS, dtype=object)
 PROVIDERS = {"push": "push-service", "email": "email-service", "sms": "sms-gateway"}
 
 
@@ -115,17 +140,64 @@ class World:
         self.rng = np.random.default_rng(seed)
         self.next_day = 0  # day index relative to start
         self.customers = Table(
-            reg_day="i4", reg_sec="i4", kind="i1", shops="?", bad_credit="?", churned="?", last_active="i4",
-            app="i8", loan="i8", n_apps="i4", last_repaid="i4", rejected="?",
-            has_push="?", has_email="?", has_sms="?", ok_push="?", ok_email="?", ok_sms="?",
+            reg_day="i4",
+            reg_sec="i4",
+            kind="i1",
+            shops="?",
+            bad_credit="?",
+            churned="?",
+            last_active="i4",
+            app="i8",
+            loan="i8",
+            n_apps="i4",
+            last_repaid="i4",
+            rejected="?",
+            has_push="?",
+            has_email="?",
+            has_sms="?",
+            ok_push="?",
+            ok_email="?",
+            ok_sms="?",
         )
-        self.apps = Table(customer="i8", created="M8[s]", amount="i8", status="i1", updated="M8[s]", next_day="i4", take="?", delay="i4", null_status="?")
+        self.apps = Table(
+            customer="i8",
+            created="M8[s]",
+            amount="i8",
+            status="i1",
+            updated="M8[s]",
+            next_day="i4",
+            take="?",
+            delay="i4",
+            null_status="?",
+        )
         self.changes = 0
         self.loans = Table(
-            customer="i8", app="i8", issued_day="i4", issued="M8[s]", principal="i8", rate="i8", term="i4", status="i1",
-            closed="M8[s]", updated="M8[s]", fate="i1", late="i4", last_interest_day="i4", lost="?", lost_changed="?",
+            customer="i8",
+            app="i8",
+            issued_day="i4",
+            issued="M8[s]",
+            principal="i8",
+            rate="i8",
+            term="i4",
+            status="i1",
+            closed="M8[s]",
+            updated="M8[s]",
+            fate="i1",
+            late="i4",
+            last_interest_day="i4",
+            lost="?",
+            lost_changed="?",
         )
-        self.orders = Table(customer="i8", ordered="M8[s]", amount="i8", group="i1", online="?", status="i1", updated="M8[s]", return_day="i4")
+        self.orders = Table(
+            customer="i8",
+            ordered="M8[s]",
+            amount="i8",
+            group="i1",
+            online="?",
+            status="i1",
+            updated="M8[s]",
+            return_day="i4",
+        )
         self.payments = 0
         self.app_events = 0
         self.message_events = 0
@@ -161,7 +233,7 @@ class DayOutput:
 class Simulator:
     """Runs days of a `World` and writes what happens."""
 
-    def __init__(self, world: World, source: Engine, landing: LandingZone, faults: FaultConfig | None) -> None:
+    def __init__(self, world: World, source: Engine, landing: ObjectStore, faults: FaultConfig | None) -> None:
         self.w = world
         self.c = world.config
         self.rng = world.rng
@@ -203,21 +275,39 @@ class Simulator:
         c, r = self.c, self.rng
         first_id = self.w.customers.n + 1
         u = r.random(n)
-        kind = np.where(u < c.lead_share, LEAD, np.where(u < c.lead_share + c.retail_only_share, RETAIL, BORROWER)).astype("i1")
+        kind = np.where(
+            u < c.lead_share, LEAD, np.where(u < c.lead_share + c.retail_only_share, RETAIL, BORROWER)
+        ).astype("i1")
         shops = (kind == RETAIL) | ((kind == BORROWER) & (r.random(n) < c.borrower_shopper_share))
-        has = {ch: r.random(n) < getattr(c, f"share_{ch}") for ch in ("push", "email", "sms")}
+        has = {ch: r.random(n) < getattr(c, f"share_{ch}") for ch in CHANNELS}
         ok = {ch: has[ch] & (r.random(n) < c.consent_share) for ch in has}
         seconds = self.rng.integers(120, SECONDS_PER_DAY - 3600, n)  # install before, welcome after: same day
         idx = self.w.customers.append(
-            reg_day=np.full(n, t), reg_sec=seconds, kind=kind, shops=shops, bad_credit=r.random(n) < c.bad_credit_share,
-            churned=np.zeros(n, bool), last_active=np.full(n, t), app=np.full(n, -1), loan=np.full(n, -1),
-            n_apps=np.zeros(n), last_repaid=np.full(n, -1), rejected=np.zeros(n, bool),
-            has_push=has["push"], has_email=has["email"], has_sms=has["sms"], ok_push=ok["push"], ok_email=ok["email"], ok_sms=ok["sms"],
+            reg_day=np.full(n, t),
+            reg_sec=seconds,
+            kind=kind,
+            shops=shops,
+            bad_credit=r.random(n) < c.bad_credit_share,
+            churned=np.zeros(n, bool),
+            last_active=np.full(n, t),
+            app=np.full(n, -1),
+            loan=np.full(n, -1),
+            n_apps=np.zeros(n),
+            last_repaid=np.full(n, -1),
+            rejected=np.zeros(n, bool),
+            has_push=has["push"],
+            has_email=has["email"],
+            has_sms=has["sms"],
+            ok_push=ok["push"],
+            ok_email=ok["email"],
+            ok_sms=ok["sms"],
         )
         ids = idx + 1
         registered = _ts(self.day0, np.full(n, t), seconds)
         age_days = r.integers(18 * 365, 70 * 365, n)
-        birth = (np.datetime64(self.w.start.isoformat(), "D") - age_days.astype("timedelta64[D]")).astype("datetime64[s]")
+        birth = (np.datetime64(self.w.start.isoformat(), "D") - age_days.astype("timedelta64[D]")).astype(
+            "datetime64[s]"
+        )
         self.pending.customers.append(
             pd.DataFrame(
                 {
@@ -230,7 +320,7 @@ class Simulator:
                 }
             )
         )
-        for ch in ("push", "email", "sms"):
+        for ch in CHANNELS:
             sel = np.flatnonzero(has[ch])
             cid = ids[sel]
             if ch == "sms":
@@ -240,7 +330,15 @@ class Simulator:
             else:
                 address = np.array([f"{(i * 2654435761) % 2**64:016x}{i:016x}" for i in cid.tolist()], dtype=object)
             self.pending.contacts.append(
-                pd.DataFrame({"customer_id": cid, "channel": ch, "address": address.astype(object), "is_consented": ok[ch][sel], "updated_at": registered[sel]})
+                pd.DataFrame(
+                    {
+                        "customer_id": cid,
+                        "channel": ch,
+                        "address": address.astype(object),
+                        "is_consented": ok[ch][sel],
+                        "updated_at": registered[sel],
+                    }
+                )
             )
         self.w.customers.dirty[:] = False  # customer rows are written from `pending`, not from state
         del first_id
@@ -250,8 +348,16 @@ class Simulator:
         new = np.flatnonzero(cu["reg_day"] == t)
         app = new[cu["has_push"][new]]
         when = _ts(self.day0, np.full(len(app), t), cu["reg_sec"][app])
-        installs = pd.DataFrame({"customer_id": app + 1, "event_type": "app_install", "occurred_at": when - np.timedelta64(60, "s")})
-        regs = pd.DataFrame({"customer_id": new + 1, "event_type": "registration", "occurred_at": _ts(self.day0, np.full(len(new), t), cu["reg_sec"][new])})
+        installs = pd.DataFrame(
+            {"customer_id": app + 1, "event_type": "app_install", "occurred_at": when - np.timedelta64(60, "s")}
+        )
+        regs = pd.DataFrame(
+            {
+                "customer_id": new + 1,
+                "event_type": "registration",
+                "occurred_at": _ts(self.day0, np.full(len(new), t), cu["reg_sec"][new]),
+            }
+        )
         frame = pd.concat([installs, regs], ignore_index=True)
         frame["platform"] = np.where(np.isin(frame.customer_id - 1, app), "android", "web")
         return frame
@@ -267,7 +373,14 @@ class Simulator:
         first = self.w.changes + 1
         self.w.changes += len(app_idx)
         self.pending.status_changes.append(
-            pd.DataFrame({"change_id": np.arange(first, first + len(app_idx)), "application_id": app_idx + 1, "status": APP_STATUSES[status], "changed_at": when})
+            pd.DataFrame(
+                {
+                    "change_id": np.arange(first, first + len(app_idx)),
+                    "application_id": app_idx + 1,
+                    "status": APP_STATUS_NAMES[status],
+                    "changed_at": when,
+                }
+            )
         )
 
     def advance_applications(self, t: int) -> None:
@@ -292,7 +405,10 @@ class Simulator:
                 continue
             takers = group[a["take"][group]]
             # Issued after the approval: same-day takers a few minutes after it, others later that day.
-            when = np.maximum(a["updated"][takers] + np.timedelta64(600, "s"), _ts(self.day0, np.full(len(takers), t), self.sec(len(takers))))
+            when = np.maximum(
+                a["updated"][takers] + np.timedelta64(600, "s"),
+                _ts(self.day0, np.full(len(takers), t), self.sec(len(takers))),
+            )
             self.change_status(t, takers, ISSUED, when)
             self.issue_loans(t, takers)
             expired = group[~a["take"][group]]
@@ -317,7 +433,11 @@ class Simulator:
         hazard = np.where(
             cu["n_apps"] == 0,
             c.first_apply_hazard,
-            np.where(cu["last_repaid"] >= 0, c.return_apply_hazard * np.exp(-since_repaid / c.return_decay_days), c.reapply_after_reject_hazard),
+            np.where(
+                cu["last_repaid"] >= 0,
+                c.return_apply_hazard * np.exp(-since_repaid / c.return_decay_days),
+                c.reapply_after_reject_hazard,
+            ),
         )
         who = np.flatnonzero(free & (r.random(cu.n) < hazard))
         n = len(who)
@@ -327,24 +447,56 @@ class Simulator:
         abandon = r.random(n) < c.abandon_share
         amount = (r.integers(c.principal_min_uah // 100, c.principal_max_uah // 100 + 1, n) * 100 * 100).astype("i8")
         idx = self.w.apps.append(
-            customer=who + 1, created=when, amount=amount, status=np.full(n, STARTED), updated=when,
-            next_day=np.full(n, t + 1), take=np.zeros(n, bool), delay=np.zeros(n), null_status=np.zeros(n, bool),
+            customer=who + 1,
+            created=when,
+            amount=amount,
+            status=np.full(n, STARTED),
+            updated=when,
+            next_day=np.full(n, t + 1),
+            take=np.zeros(n, bool),
+            delay=np.zeros(n),
+            null_status=np.zeros(n, bool),
         )
         cu.cols["app"][who] = idx
         cu.cols["n_apps"][who] += 1
         cu.cols["last_active"][who] = t
         self.changes_for_new(t, idx, when, abandon)
-        return pd.DataFrame({"customer_id": who + 1, "event_type": "application_started", "occurred_at": when, "platform": np.where(cu["has_push"][who], "android", "web")})
+        return pd.DataFrame(
+            {
+                "customer_id": who + 1,
+                "event_type": "application_started",
+                "occurred_at": when,
+                "platform": np.where(cu["has_push"][who], "android", "web"),
+            }
+        )
 
     def changes_for_new(self, t: int, idx: np.ndarray, when: np.ndarray, abandon: np.ndarray) -> None:
         first = self.w.changes + 1
         self.w.changes += len(idx)
-        self.pending.status_changes.append(pd.DataFrame({"change_id": np.arange(first, first + len(idx)), "application_id": idx + 1, "status": "started", "changed_at": when}))
+        self.pending.status_changes.append(
+            pd.DataFrame(
+                {
+                    "change_id": np.arange(first, first + len(idx)),
+                    "application_id": idx + 1,
+                    "status": "started",
+                    "changed_at": when,
+                }
+            )
+        )
         submit = idx[~abandon]
         submit_when = when[~abandon] + np.timedelta64(300, "s")
         first = self.w.changes + 1
         self.w.changes += len(submit)
-        self.pending.status_changes.append(pd.DataFrame({"change_id": np.arange(first, first + len(submit)), "application_id": submit + 1, "status": "submitted", "changed_at": submit_when}))
+        self.pending.status_changes.append(
+            pd.DataFrame(
+                {
+                    "change_id": np.arange(first, first + len(submit)),
+                    "application_id": submit + 1,
+                    "status": "submitted",
+                    "changed_at": submit_when,
+                }
+            )
+        )
         self.w.apps.set("status", submit, SUBMITTED)
         self.w.apps.set("updated", submit, submit_when)
 
@@ -357,13 +509,26 @@ class Simulator:
         customers = self.w.apps["customer"][app_idx]
         when = self.w.apps["updated"][app_idx]
         u = r.random(n)
-        fate = np.where(u < c.on_time_share, ON_TIME, np.where(u < c.on_time_share + c.late_share, LATE, DEFAULT)).astype("i1")
+        fate = np.where(
+            u < c.on_time_share, ON_TIME, np.where(u < c.on_time_share + c.late_share, LATE, DEFAULT)
+        ).astype("i1")
         lost = r.random(n) < (self.faults.dropped_status_share if self.faults else 0.0)
         idx = self.w.loans.append(
-            customer=customers, app=app_idx + 1, issued_day=np.full(n, t), issued=when, principal=self.w.apps["amount"][app_idx],
-            rate=r.integers(c.daily_rate_bp_min, c.daily_rate_bp_max + 1, n), term=r.integers(c.term_days_min, c.term_days_max + 1, n),
-            status=np.full(n, ACTIVE), closed=np.full(n, np.datetime64("NaT"), dtype="M8[s]"), updated=when, fate=fate,
-            late=r.integers(1, c.late_days_max + 1, n), last_interest_day=np.full(n, t), lost=lost, lost_changed=np.zeros(n, bool),
+            customer=customers,
+            app=app_idx + 1,
+            issued_day=np.full(n, t),
+            issued=when,
+            principal=self.w.apps["amount"][app_idx],
+            rate=r.integers(c.daily_rate_bp_min, c.daily_rate_bp_max + 1, n),
+            term=r.integers(c.term_days_min, c.term_days_max + 1, n),
+            status=np.full(n, ACTIVE),
+            closed=np.full(n, np.datetime64("NaT"), dtype="M8[s]"),
+            updated=when,
+            fate=fate,
+            late=r.integers(1, c.late_days_max + 1, n),
+            last_interest_day=np.full(n, t),
+            lost=lost,
+            lost_changed=np.zeros(n, bool),
         )
         self.w.customers.cols["loan"][customers - 1] = idx
 
@@ -386,7 +551,17 @@ class Simulator:
         first = self.w.payments + 1
         self.w.payments += len(loan_idx)
         self.pending.payments.append(
-            pd.DataFrame({"payment_id": np.arange(first, first + len(loan_idx)), "loan_id": loan_idx + 1, "customer_id": lo["customer"][loan_idx], "paid_at": when, "payment_type": kind, "amount_minor": amount.astype("i8"), "updated_at": when})
+            pd.DataFrame(
+                {
+                    "payment_id": np.arange(first, first + len(loan_idx)),
+                    "loan_id": loan_idx + 1,
+                    "customer_id": lo["customer"][loan_idx],
+                    "paid_at": when,
+                    "payment_type": kind,
+                    "amount_minor": amount.astype("i8"),
+                    "updated_at": when,
+                }
+            )
         )
         self.w.customers.cols["last_active"][lo["customer"][loan_idx] - 1] = t
 
@@ -443,8 +618,14 @@ class Simulator:
             amount = (np.exp(r.normal(np.log(c.order_median_uah), 0.6, n)) * 100).astype("i8")
             returns = r.random(n) < c.return_share
             o.append(
-                customer=buyers + 1, ordered=when, amount=amount, group=r.integers(0, len(PRODUCT_GROUPS), n), online=r.random(n) < 0.4,
-                status=np.zeros(n), updated=when, return_day=np.where(returns, t + r.integers(1, 15, n), -1),
+                customer=buyers + 1,
+                ordered=when,
+                amount=amount,
+                group=r.integers(0, len(PRODUCT_GROUPS), n),
+                online=r.random(n) < 0.4,
+                status=np.zeros(n),
+                updated=when,
+                return_day=np.where(returns, t + r.integers(1, 15, n), -1),
             )
             cu.cols["last_active"][buyers] = t
         if o.n:
@@ -461,8 +642,20 @@ class Simulator:
         web = np.flatnonzero(live & ~cu["has_push"])
         visits = web[r.random(len(web)) < c.web_visit_probability]
         parts = [
-            pd.DataFrame({"customer_id": opens + 1, "event_type": "app_open", "platform": np.where(opens % 3 == 0, "ios", "android")}),
-            pd.DataFrame({"customer_id": logins + 1, "event_type": "login", "platform": np.where(logins % 3 == 0, "ios", "android")}),
+            pd.DataFrame(
+                {
+                    "customer_id": opens + 1,
+                    "event_type": "app_open",
+                    "platform": np.where(opens % 3 == 0, "ios", "android"),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "customer_id": logins + 1,
+                    "event_type": "login",
+                    "platform": np.where(logins % 3 == 0, "ios", "android"),
+                }
+            ),
             pd.DataFrame({"customer_id": visits + 1, "event_type": "login", "platform": "web"}),
         ]
         frame = pd.concat(parts, ignore_index=True)
@@ -475,9 +668,15 @@ class Simulator:
         on the cheapest consented channel, with the providers' delivery and engagement reports."""
         lo, cu, c, r = self.w.loans, self.w.customers, self.c, self.rng
         welcome = np.flatnonzero(cu["reg_day"] == t)
-        due = np.flatnonzero((lo["status"] == ACTIVE) & (lo["issued_day"] + lo["term"] - c.reminder_days_before_due == t)) if lo.n else np.array([], dtype=int)
+        due = (
+            np.flatnonzero((lo["status"] == ACTIVE) & (lo["issued_day"] + lo["term"] - c.reminder_days_before_due == t))
+            if lo.n
+            else np.array([], dtype=int)
+        )
         cust = np.concatenate([welcome, lo["customer"][due] - 1]).astype(np.int64)
-        campaign = np.concatenate([np.full(len(welcome), "welcome", dtype=object), np.full(len(due), "payment-reminder", dtype=object)])
+        campaign = np.concatenate(
+            [np.full(len(welcome), "welcome", dtype=object), np.full(len(due), "payment-reminder", dtype=object)]
+        )
         ok = np.stack([cu["ok_push"][cust], cu["ok_email"][cust], cu["ok_sms"][cust]], axis=1)
         reachable = ok.any(axis=1)
         cust, campaign, channel = cust[reachable], campaign[reachable], np.argmax(ok[reachable], axis=1)
@@ -493,20 +692,46 @@ class Simulator:
         clicked = opened & (r.random(n) < c.clicked_share)
         unsub = np.where(channel == 2, delivered, opened & (channel == 1)) & (r.random(n) < c.unsubscribe_share)
         rows = []
-        for event, mask, delay in (("sent", np.ones(n, bool), 0), ("delivered", delivered, 30), ("failed", ~delivered, 60),
-                                   ("opened", opened, 1800), ("clicked", clicked, 1900), ("unsubscribed", unsub, 2000)):
+        for event, mask, delay in (
+            ("sent", np.ones(n, bool), 0),
+            ("delivered", delivered, 30),
+            ("failed", ~delivered, 60),
+            ("opened", opened, 1800),
+            ("clicked", clicked, 1900),
+            ("unsubscribed", unsub, 2000),
+        ):
             sel = np.flatnonzero(mask)
-            rows.append(pd.DataFrame({"message_id": message_id[sel], "customer_id": cust[sel] + 1, "channel": CHANNELS[channel[sel]],
-                                      "event_type": event, "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"), "campaign_id": campaign[sel]}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "message_id": message_id[sel],
+                        "customer_id": cust[sel] + 1,
+                        "channel": CHANNEL_NAMES[channel[sel]],
+                        "event_type": event,
+                        "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"),
+                        "campaign_id": campaign[sel],
+                    }
+                )
+            )
         if unsub.any():
             sel = np.flatnonzero(unsub)
-            for ch_code, ch in enumerate(CHANNELS):
+            for ch_code, ch in enumerate(CHANNEL_NAMES):
                 who = cust[sel][channel[sel] == ch_code]
                 if len(who):
                     cu.cols[f"ok_{ch}"][who] = False
                     when = sent_at[sel][channel[sel] == ch_code] + np.timedelta64(2000, "s")
                     address = None  # unchanged address: re-read below from the contact rows written before
-                    self.pending.contacts.append(pd.DataFrame({"customer_id": who + 1, "channel": ch, "address": address, "is_consented": False, "updated_at": when}))
+                    self.pending.contacts.append(
+                        pd.DataFrame(
+                            {
+                                "customer_id": who + 1,
+                                "channel": ch,
+                                "address": address,
+                                "is_consented": False,
+                                "updated_at": when,
+                            }
+                        )
+                    )
         frame = pd.concat(rows, ignore_index=True)
         frame["provider"] = frame["channel"].map(PROVIDERS)
         return frame
@@ -519,8 +744,8 @@ class Simulator:
         frame = frame.astype({"customer_id": object, time_column: object}).copy()
         n = len(frame)
         picks = self.rng.permutation(n)
-        k = max(1, int(round(n * f.rate))) if n >= 20 else 0
-        slots = [picks[i * k:(i + 1) * k] for i in range(5)]
+        k = max(1, round(n * f.rate)) if n >= 20 else 0
+        slots = [picks[i * k : (i + 1) * k] for i in range(5)]
         if f.nulls:
             frame.loc[frame.index[slots[0]], "customer_id"] = None
             self.count_fault("file_nulls", len(slots[0]))
@@ -560,8 +785,12 @@ class Simulator:
     def write_messages(self, day: date, frame: pd.DataFrame) -> None:
         t = (day - self.w.start).days
         for channel, provider in PROVIDERS.items():
-            part = frame[frame["channel"] == channel] if len(frame) else pd.DataFrame(columns=MESSAGE_EVENTS.column_names)
-            part = part.sort_values(["occurred_at", "message_id"], kind="stable", ignore_index=True) if len(part) else part
+            part = (
+                frame[frame["channel"] == channel] if len(frame) else pd.DataFrame(columns=MESSAGE_EVENTS.column_names)
+            )
+            part = (
+                part.sort_values(["occurred_at", "message_id"], kind="stable", ignore_index=True) if len(part) else part
+            )
             first = self.w.message_events
             self.w.message_events += len(part)
             part = part.assign(event_id=[f"me-{t}-{i}" for i in range(first, first + len(part))])
@@ -587,28 +816,59 @@ class Simulator:
             frames["customer_contacts"] = contacts
         idx = w.apps.take_dirty()
         if len(idx):
-            status = APP_STATUSES[w.apps["status"][idx]].astype(object)
+            status = APP_STATUS_NAMES[w.apps["status"][idx]].astype(object)
             status[w.apps["null_status"][idx]] = None
-            frames["loan_applications"] = pd.DataFrame({"application_id": idx + 1, "customer_id": w.apps["customer"][idx], "created_at": w.apps["created"][idx],
-                                                         "requested_amount_minor": w.apps["amount"][idx], "status": status, "updated_at": w.apps["updated"][idx]})
+            frames["loan_applications"] = pd.DataFrame(
+                {
+                    "application_id": idx + 1,
+                    "customer_id": w.apps["customer"][idx],
+                    "created_at": w.apps["created"][idx],
+                    "requested_amount_minor": w.apps["amount"][idx],
+                    "status": status,
+                    "updated_at": w.apps["updated"][idx],
+                }
+            )
         if p.status_changes:
             frames["application_status_changes"] = pd.concat(p.status_changes, ignore_index=True)
         idx = w.loans.take_dirty()
         if len(idx):
             lo = w.loans
-            due = (np.datetime64(w.start.isoformat(), "D") + (lo["issued_day"][idx] + lo["term"][idx]).astype("timedelta64[D]")).astype("M8[s]")
-            frames["loans"] = pd.DataFrame({"loan_id": idx + 1, "application_id": lo["app"][idx], "customer_id": lo["customer"][idx], "issued_at": lo["issued"][idx],
-                                            "principal_minor": lo["principal"][idx], "daily_rate_bp": lo["rate"][idx], "term_days": lo["term"][idx], "due_on": due,
-                                            "status": LOAN_STATUSES[lo["status"][idx]].astype(object), "closed_at": lo["closed"][idx], "updated_at": lo["updated"][idx]})
+            due = (
+                np.datetime64(w.start.isoformat(), "D")
+                + (lo["issued_day"][idx] + lo["term"][idx]).astype("timedelta64[D]")
+            ).astype("M8[s]")
+            frames["loans"] = pd.DataFrame(
+                {
+                    "loan_id": idx + 1,
+                    "application_id": lo["app"][idx],
+                    "customer_id": lo["customer"][idx],
+                    "issued_at": lo["issued"][idx],
+                    "principal_minor": lo["principal"][idx],
+                    "daily_rate_bp": lo["rate"][idx],
+                    "term_days": lo["term"][idx],
+                    "due_on": due,
+                    "status": LOAN_STATUS_NAMES[lo["status"][idx]].astype(object),
+                    "closed_at": lo["closed"][idx],
+                    "updated_at": lo["updated"][idx],
+                }
+            )
         if p.payments:
             frames["payments"] = pd.concat(p.payments, ignore_index=True)
         idx = w.orders.take_dirty()
         if len(idx):
             o = w.orders
-            frames["orders"] = pd.DataFrame({"order_id": idx + 1, "customer_id": o["customer"][idx], "ordered_at": o["ordered"][idx], "amount_minor": o["amount"][idx],
-                                             "product_group": np.array(PRODUCT_GROUPS, dtype=object)[o["group"][idx]],
-                                             "sales_channel": np.where(o["online"][idx], "online", "store").astype(object),
-                                             "status": np.where(o["status"][idx] == 1, "returned", "completed").astype(object), "updated_at": o["updated"][idx]})
+            frames["orders"] = pd.DataFrame(
+                {
+                    "order_id": idx + 1,
+                    "customer_id": o["customer"][idx],
+                    "ordered_at": o["ordered"][idx],
+                    "amount_minor": o["amount"][idx],
+                    "product_group": np.array(PRODUCT_GROUPS, dtype=object)[o["group"][idx]],
+                    "sales_channel": np.where(o["online"][idx], "online", "store").astype(object),
+                    "status": np.where(o["status"][idx] == 1, "returned", "completed").astype(object),
+                    "updated_at": o["updated"][idx],
+                }
+            )
         self.inject_db_faults(frames)
         self.pending = DayOutput()
         with self.source.begin() as conn:
@@ -618,7 +878,7 @@ class Simulator:
                 frame = frames.get(name)
                 if frame is None or frame.empty:
                     continue
-                immutable = name in ("application_status_changes", "payments")
+                immutable = ENTITIES[name].immutable
                 write_frame(conn, src.tables[name], frame, on_conflict="ignore" if immutable else "update")
                 self.summary_rows[name] = self.summary_rows.get(name, 0) + len(frame)
 
@@ -631,10 +891,16 @@ class Simulator:
         need = contacts.loc[missing, ["customer_id", "channel"]].drop_duplicates()
         table = src.tables["customer_contacts"]
         stored = pd.DataFrame(
-            conn.execute(select(table.c.customer_id, table.c.channel, table.c.address).where(table.c.customer_id.in_(need["customer_id"].astype(int).tolist()))).all(),
+            conn.execute(
+                select(table.c.customer_id, table.c.channel, table.c.address).where(
+                    table.c.customer_id.in_(need["customer_id"].astype(int).tolist())
+                )
+            ).all(),
             columns=["customer_id", "channel", "address"],
         )
-        lookup = pd.concat([known[["customer_id", "channel", "address"]], stored]).drop_duplicates(["customer_id", "channel"], keep="first")
+        lookup = pd.concat([known[["customer_id", "channel", "address"]], stored]).drop_duplicates(
+            ["customer_id", "channel"], keep="first"
+        )
         filled = contacts.merge(lookup, on=["customer_id", "channel"], how="left", suffixes=("", "_known"))
         filled["address"] = filled["address"].fillna(filled.pop("address_known"))
         return filled.drop_duplicates(["customer_id", "channel"], keep="last").reset_index(drop=True)
@@ -677,7 +943,7 @@ def _load_world(source: Engine, seed: int, start: date | None, config: Simulatio
 
 def simulate(
     source: Engine,
-    landing: LandingZone,
+    landing: ObjectStore,
     *,
     customers: int = 1000,
     days: int = 30,
@@ -711,8 +977,11 @@ def simulate(
         conn.execute(src.simulator_state.delete())
         conn.execute(
             src.simulator_state.insert().values(
-                state_id=1, last_day=world.start + timedelta(days=world.next_day - 1), seed=world.seed,
-                config_json=config.model_dump_json(), state_blob=world.dumps(),
+                state_id=1,
+                last_day=world.start + timedelta(days=world.next_day - 1),
+                seed=world.seed,
+                config_json=config.model_dump_json(),
+                state_blob=world.dumps(),
             )
         )
     lost = np.flatnonzero(world.loans["lost_changed"]) + 1 if world.loans.n else np.array([], dtype=int)

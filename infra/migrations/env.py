@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from crm.settings import warehouse_engine
+from crm.core.settings import warehouse_engine
 from models.warehouse import metadata
 
 config = context.config

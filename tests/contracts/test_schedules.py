@@ -33,10 +33,15 @@ def test_the_scheduler_creates_runs_for_each_scheduled_deployment(deployment):
 
     async def scheduled_runs():
         async with get_client() as client:
-            return await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            return await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
 
     runs = asyncio.run(scheduled_runs())
     assert runs, "the scheduler created no run"
-    hour, minute = int(deployment["schedules"][0]["cron"].split()[1]), int(deployment["schedules"][0]["cron"].split()[0])
+    hour, minute = (
+        int(deployment["schedules"][0]["cron"].split()[1]),
+        int(deployment["schedules"][0]["cron"].split()[0]),
+    )
     assert all(r.state_name == "Scheduled" for r in runs)
     assert all((r.expected_start_time.hour, r.expected_start_time.minute) == (hour, minute) for r in runs)

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from crm.contracts import ENTITIES
-from crm.db import write_frame
-from crm.migrations import upgrade_warehouse
-from crm.settings import make_engine
-from models import warehouse as wh
+from crm.core.contracts import ENTITIES
+from crm.core.db import write_frame
+from crm.core.migrations import upgrade_warehouse
+from crm.core.settings import make_engine
+from models.warehouse import metadata
 
 AS_OF = date(2026, 1, 12)
 
@@ -26,17 +26,58 @@ def good_day() -> dict[str, list[dict]]:
     earlier = date(2026, 1, 5)
     return {
         "customers": [
-            {"customer_id": 1, "registered_at": at(8, earlier), "birth_date": date(1990, 5, 1), "signup_channel": "online", "is_technical": False, "updated_at": at(8)},
-            {"customer_id": 2, "registered_at": at(9, earlier), "birth_date": None, "signup_channel": "offline", "is_technical": False, "updated_at": at(9)},
-            {"customer_id": 3, "registered_at": at(10), "birth_date": date(1985, 2, 3), "signup_channel": "online", "is_technical": False, "updated_at": at(10)},
+            {
+                "customer_id": 1,
+                "registered_at": at(8, earlier),
+                "birth_date": date(1990, 5, 1),
+                "signup_channel": "online",
+                "is_technical": False,
+                "updated_at": at(8),
+            },
+            {
+                "customer_id": 2,
+                "registered_at": at(9, earlier),
+                "birth_date": None,
+                "signup_channel": "offline",
+                "is_technical": False,
+                "updated_at": at(9),
+            },
+            {
+                "customer_id": 3,
+                "registered_at": at(10),
+                "birth_date": date(1985, 2, 3),
+                "signup_channel": "online",
+                "is_technical": False,
+                "updated_at": at(10),
+            },
         ],
         "customer_contacts": [
-            {"customer_id": 1, "channel": "email", "address": "anna@example.com", "is_consented": True, "updated_at": at(8)},
+            {
+                "customer_id": 1,
+                "channel": "email",
+                "address": "anna@example.com",
+                "is_consented": True,
+                "updated_at": at(8),
+            },
             {"customer_id": 2, "channel": "sms", "address": "+380501234567", "is_consented": True, "updated_at": at(9)},
         ],
         "loan_applications": [
-            {"application_id": 10, "customer_id": 1, "created_at": at(8), "requested_amount_minor": 50_000, "status": "issued", "updated_at": at(11)},
-            {"application_id": 11, "customer_id": 2, "created_at": at(9), "requested_amount_minor": 20_000, "status": "approved", "updated_at": at(10)},
+            {
+                "application_id": 10,
+                "customer_id": 1,
+                "created_at": at(8),
+                "requested_amount_minor": 50_000,
+                "status": "issued",
+                "updated_at": at(11),
+            },
+            {
+                "application_id": 11,
+                "customer_id": 2,
+                "created_at": at(9),
+                "requested_amount_minor": 20_000,
+                "status": "approved",
+                "updated_at": at(10),
+            },
         ],
         "application_status_changes": [
             {"change_id": 100, "application_id": 10, "status": "submitted", "changed_at": at(8)},
@@ -45,21 +86,73 @@ def good_day() -> dict[str, list[dict]]:
             {"change_id": 103, "application_id": 11, "status": "approved", "changed_at": at(10)},
         ],
         "loans": [
-            {"loan_id": 1000, "application_id": 10, "customer_id": 1, "issued_at": at(11), "principal_minor": 50_000, "daily_rate_bp": 80, "term_days": 30, "due_on": date(2026, 2, 11), "status": "active", "closed_at": None, "updated_at": at(11)},
+            {
+                "loan_id": 1000,
+                "application_id": 10,
+                "customer_id": 1,
+                "issued_at": at(11),
+                "principal_minor": 50_000,
+                "daily_rate_bp": 80,
+                "term_days": 30,
+                "due_on": date(2026, 2, 11),
+                "status": "active",
+                "closed_at": None,
+                "updated_at": at(11),
+            },
         ],
         "payments": [
-            {"payment_id": 5000, "loan_id": 1000, "customer_id": 1, "paid_at": at(15), "payment_type": "principal", "amount_minor": 10_000, "updated_at": at(15)},
-            {"payment_id": 5001, "loan_id": 1000, "customer_id": 1, "paid_at": at(15), "payment_type": "interest", "amount_minor": 500, "updated_at": at(15)},
+            {
+                "payment_id": 5000,
+                "loan_id": 1000,
+                "customer_id": 1,
+                "paid_at": at(15),
+                "payment_type": "principal",
+                "amount_minor": 10_000,
+                "updated_at": at(15),
+            },
+            {
+                "payment_id": 5001,
+                "loan_id": 1000,
+                "customer_id": 1,
+                "paid_at": at(15),
+                "payment_type": "interest",
+                "amount_minor": 500,
+                "updated_at": at(15),
+            },
         ],
         "orders": [
-            {"order_id": 1, "customer_id": 3, "ordered_at": at(12), "amount_minor": 120_000, "product_group": "gold", "sales_channel": "store", "status": "completed", "updated_at": at(12)},
+            {
+                "order_id": 1,
+                "customer_id": 3,
+                "ordered_at": at(12),
+                "amount_minor": 120_000,
+                "product_group": "gold",
+                "sales_channel": "store",
+                "status": "completed",
+                "updated_at": at(12),
+            },
         ],
         "app_events": [
             {"event_id": "e1", "customer_id": 1, "event_type": "login", "platform": "android", "occurred_at": at(8)},
-            {"event_id": "e2", "customer_id": 3, "event_type": "registration", "platform": "web", "occurred_at": at(10)},
+            {
+                "event_id": "e2",
+                "customer_id": 3,
+                "event_type": "registration",
+                "platform": "web",
+                "occurred_at": at(10),
+            },
         ],
         "message_events": [
-            {"event_id": "m1", "message_id": "msg1", "customer_id": 1, "channel": "push", "event_type": "delivered", "occurred_at": at(9), "campaign_id": None, "provider": "push-gateway"},
+            {
+                "event_id": "m1",
+                "message_id": "msg1",
+                "customer_id": 1,
+                "channel": "push",
+                "event_type": "delivered",
+                "occurred_at": at(9),
+                "campaign_id": None,
+                "provider": "push-gateway",
+            },
         ],
     }
 
@@ -69,7 +162,17 @@ def batch_rows(day: dict[str, list[dict]], as_of: date = AS_OF) -> list[dict]:
     out = []
     for name, rows in day.items():
         source = f"db:{name}" if ENTITIES[name].origin == "source_db" else f"file:{name}/{name}_{as_of}.csv"
-        out.append({"as_of": as_of, "source": source, "entity": name, "rows_read": len(rows), "rows_loaded": len(rows), "rows_quarantined": 0, "rows_duplicate": 0})
+        out.append(
+            {
+                "as_of": as_of,
+                "source": source,
+                "entity": name,
+                "rows_read": len(rows),
+                "rows_loaded": len(rows),
+                "rows_quarantined": 0,
+                "rows_duplicate": 0,
+            }
+        )
     return out
 
 
@@ -82,7 +185,7 @@ class TinyWarehouse:
         upgrade_warehouse(self.engine)
 
     def write(self, table_name: str, rows: list[dict], as_of: date = AS_OF) -> None:
-        table = wh.metadata.tables[table_name]
+        table = metadata.tables[table_name]
         frame = pd.DataFrame(rows)
         if table_name.startswith("stg_"):
             frame["ingested_on"] = pd.Timestamp(as_of)

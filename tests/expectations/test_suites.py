@@ -16,7 +16,9 @@ CONFIG = QualityConfig()
 
 def run(warehouse, *names: str, bands: dict | None = None, docs_dir=None, dialect: str = "sqlite") -> list[dict]:
     context = SuiteContext(as_of=AS_OF, dialect=dialect, config=CONFIG, volume_bands=bands or {})
-    return validate_suites(warehouse.url, build_suites(context, names or None), examples=CONFIG.examples, docs_dir=docs_dir)
+    return validate_suites(
+        warehouse.url, build_suites(context, names or None), examples=CONFIG.examples, docs_dir=docs_dir
+    )
 
 
 def failed(rows: list[dict]) -> dict[str, dict]:
@@ -25,7 +27,7 @@ def failed(rows: list[dict]) -> dict[str, dict]:
 
 def test_every_expectation_carries_a_severity_and_a_rule_and_ids_are_unique_per_suite():
     context = SuiteContext(as_of=AS_OF, dialect="postgresql", config=CONFIG, volume_bands={"payments": (1, 10)})
-    from crm.quality import expectation_id
+    from crm.quality.results import expectation_id
 
     for spec in build_suites(context):
         ids = []
@@ -55,20 +57,54 @@ def _row(name: str, index: int = 0, **changes) -> dict:
 BAD_DAYS = {
     "customers": [
         (lambda w: _bad(w, "customers", [_row("customers", signup_channel="telepathy")]), "allowed_values", "critical"),
-        (lambda w: _bad(w, "customers", [_row("customers", registered_at=at(9, date(2026, 1, 13)))]), "not_in_future", "critical"),
-        (lambda w: _bad(w, "customers", [_row("customers", birth_date=date(1850, 1, 1))]), "plausible_birth_date", "warning"),
+        (
+            lambda w: _bad(w, "customers", [_row("customers", registered_at=at(9, date(2026, 1, 13)))]),
+            "not_in_future",
+            "critical",
+        ),
+        (
+            lambda w: _bad(w, "customers", [_row("customers", birth_date=date(1850, 1, 1))]),
+            "plausible_birth_date",
+            "warning",
+        ),
     ],
     "customer_contacts": [
-        (lambda w: _bad(w, "customer_contacts", [_row("customer_contacts", customer_id=99)]), "known_reference", "critical"),
-        (lambda w: _bad(w, "customer_contacts", [_row("customer_contacts", channel="pigeon")]), "allowed_values", "critical"),
+        (
+            lambda w: _bad(w, "customer_contacts", [_row("customer_contacts", customer_id=99)]),
+            "known_reference",
+            "critical",
+        ),
+        (
+            lambda w: _bad(w, "customer_contacts", [_row("customer_contacts", channel="pigeon")]),
+            "allowed_values",
+            "critical",
+        ),
     ],
     "loan_applications": [
-        (lambda w: w.execute("DELETE FROM stg_application_status_changes WHERE change_id = 101"), "issued_after_approval", "critical"),
-        (lambda w: _bad(w, "loan_applications", [_row("loan_applications", 1, requested_amount_minor=-1)]), "non_negative", "critical"),
+        (
+            lambda w: w.execute("DELETE FROM stg_application_status_changes WHERE change_id = 101"),
+            "issued_after_approval",
+            "critical",
+        ),
+        (
+            lambda w: _bad(w, "loan_applications", [_row("loan_applications", 1, requested_amount_minor=-1)]),
+            "non_negative",
+            "critical",
+        ),
     ],
     "application_status_changes": [
-        (lambda w: _bad(w, "application_status_changes", [_row("application_status_changes", status="lost")]), "allowed_values", "critical"),
-        (lambda w: _bad(w, "application_status_changes", [_row("application_status_changes", change_id=999, application_id=77)]), "known_reference", "critical"),
+        (
+            lambda w: _bad(w, "application_status_changes", [_row("application_status_changes", status="lost")]),
+            "allowed_values",
+            "critical",
+        ),
+        (
+            lambda w: _bad(
+                w, "application_status_changes", [_row("application_status_changes", change_id=999, application_id=77)]
+            ),
+            "known_reference",
+            "critical",
+        ),
     ],
     "loans": [
         (lambda w: _bad(w, "loans", [_row("loans", principal_minor=10**12)]), "plausible_range", "warning"),
@@ -77,7 +113,11 @@ BAD_DAYS = {
     ],
     "payments": [
         # The lost-status bug: today's repayment covers the principal, the loan is still active.
-        (lambda w: _bad(w, "payments", [_row("payments", payment_id=5002, amount_minor=40_000)]), "repaid_loan_closed", "critical"),
+        (
+            lambda w: _bad(w, "payments", [_row("payments", payment_id=5002, amount_minor=40_000)]),
+            "repaid_loan_closed",
+            "critical",
+        ),
         (lambda w: _bad(w, "payments", [_row("payments", amount_minor=-300)]), "non_negative", "critical"),
         (lambda w: _bad(w, "payments", [_row("payments", loan_id=4242)]), "known_reference", "critical"),
         (lambda w: _bad(w, "payments", [_row("payments", customer_id=2)]), "same_customer_as_loan", "warning"),
@@ -85,16 +125,35 @@ BAD_DAYS = {
     "orders": [
         (lambda w: _bad(w, "orders", [_row("orders", product_group="cars")]), "allowed_values", "critical"),
         (lambda w: w.execute("ALTER TABLE stg_orders ADD COLUMN coupon TEXT"), "schema", "critical"),
-        (lambda w: w.execute("ALTER TABLE stg_orders DROP COLUMN amount_minor") or w.execute("ALTER TABLE stg_orders ADD COLUMN amount_minor TEXT"), "type", "critical"),
+        (
+            lambda w: (
+                w.execute("ALTER TABLE stg_orders DROP COLUMN amount_minor")
+                or w.execute("ALTER TABLE stg_orders ADD COLUMN amount_minor TEXT")
+            ),
+            "type",
+            "critical",
+        ),
     ],
     "app_events": [
-        (lambda w: _bad(w, "app_events", [_row("app_events", occurred_at=at(1, date(2026, 1, 13)))]), "not_in_future", "critical"),
+        (
+            lambda w: _bad(w, "app_events", [_row("app_events", occurred_at=at(1, date(2026, 1, 13)))]),
+            "not_in_future",
+            "critical",
+        ),
         (lambda w: _bad(w, "app_events", [_row("app_events", platform="fax")]), "allowed_values", "critical"),
         (lambda w: w.execute("DELETE FROM stg_app_events"), "fresh_rows", "critical"),
     ],
     "message_events": [
-        (lambda w: w.execute("UPDATE stg_message_events SET occurred_at = '2026-01-11 09:00:00.000000'"), "fresh_events", "critical"),
-        (lambda w: _bad(w, "message_events", [_row("message_events", event_type="teleported")]), "allowed_values", "critical"),
+        (
+            lambda w: w.execute("UPDATE stg_message_events SET occurred_at = '2026-01-11 09:00:00.000000'"),
+            "fresh_events",
+            "critical",
+        ),
+        (
+            lambda w: _bad(w, "message_events", [_row("message_events", event_type="teleported")]),
+            "allowed_values",
+            "critical",
+        ),
     ],
 }
 CASES = [(suite, i) for suite, cases in BAD_DAYS.items() for i in range(len(cases))]
@@ -124,9 +183,19 @@ def test_volume_outside_the_recent_band_is_a_warning(good_warehouse):
 
 # --------------------------------------------------------------------------- ingestion suite
 
+
 def _quarantine(warehouse, source: str, entity: str, rule: str, reason: str, n: int) -> None:
     rows = [
-        {"as_of": AS_OF, "source": source, "entity": entity, "row_number": i + 1, "record_key": f'["x{i}"]', "rule": rule, "reason": reason, "record": "{}"}
+        {
+            "as_of": AS_OF,
+            "source": source,
+            "entity": entity,
+            "row_number": i + 1,
+            "record_key": f'["x{i}"]',
+            "rule": rule,
+            "reason": reason,
+            "record": "{}",
+        }
         for i in range(n)
     ]
     warehouse.write("quarantined_rows", rows)
@@ -134,8 +203,12 @@ def _quarantine(warehouse, source: str, entity: str, rule: str, reason: str, n: 
 
 def test_quarantine_above_one_percent_is_critical_and_names_rules_and_reasons(good_warehouse):
     source = f"file:app_events/app_events_{AS_OF}.csv"
-    good_warehouse.execute("UPDATE ingest_batches SET rows_read = 200, rows_quarantined = 5 WHERE source = :s", s=source)
-    _quarantine(good_warehouse, source, "app_events", "not_in_future", "occurred_at 2026-01-14 is after the business day", 3)
+    good_warehouse.execute(
+        "UPDATE ingest_batches SET rows_read = 200, rows_quarantined = 5 WHERE source = :s", s=source
+    )
+    _quarantine(
+        good_warehouse, source, "app_events", "not_in_future", "occurred_at 2026-01-14 is after the business day", 3
+    )
     _quarantine(good_warehouse, source, "app_events", "known_reference", "customer_id 99 is not a known customers", 2)
     problems = failed(run(good_warehouse, "ingestion"))
     assert {"quarantine_share_critical", "quarantine_share_warning"} <= set(problems)
@@ -147,7 +220,9 @@ def test_quarantine_above_one_percent_is_critical_and_names_rules_and_reasons(go
 
 
 def test_a_small_quarantine_share_is_only_a_warning(good_warehouse):
-    good_warehouse.execute("UPDATE ingest_batches SET rows_read = 1000, rows_quarantined = 5 WHERE source = 'db:payments'")
+    good_warehouse.execute(
+        "UPDATE ingest_batches SET rows_read = 1000, rows_quarantined = 5 WHERE source = 'db:payments'"
+    )
     _quarantine(good_warehouse, "db:payments", "payments", "non_negative", "amount_minor -5 is negative", 5)
     problems = failed(run(good_warehouse, "ingestion"))
     assert set(problems) == {"quarantine_share_warning"}
@@ -156,12 +231,24 @@ def test_a_small_quarantine_share_is_only_a_warning(good_warehouse):
 def test_a_failed_landing_file_is_critical_with_its_error(good_warehouse):
     good_warehouse.write(
         "landing_files",
-        [{"file_key": f"message_events/sms-gateway_{AS_OF}.jsonl", "checksum": "ab" * 32, "entity": "message_events", "business_date": AS_OF,
-          "size_bytes": 10, "status": "failed", "error": "no line is a JSON object", "as_of": AS_OF}],
+        [
+            {
+                "file_key": f"message_events/sms-gateway_{AS_OF}.jsonl",
+                "checksum": "ab" * 32,
+                "entity": "message_events",
+                "business_date": AS_OF,
+                "size_bytes": 10,
+                "status": "failed",
+                "error": "no line is a JSON object",
+                "as_of": AS_OF,
+            }
+        ],
     )
     problem = failed(run(good_warehouse, "ingestion"))["failed_files"]
     assert problem["severity"] == "critical"
-    assert "sms-gateway" in problem["unexpected_examples"] and "no line is a JSON object" in problem["unexpected_examples"]
+    assert (
+        "sms-gateway" in problem["unexpected_examples"] and "no line is a JSON object" in problem["unexpected_examples"]
+    )
 
 
 def test_duplicates_above_the_threshold_are_a_warning(good_warehouse):
@@ -176,6 +263,7 @@ def test_a_day_never_ingested_fails_the_ingestion_suite(warehouse):
 
 
 # --------------------------------------------------------------------------- robustness and privacy
+
 
 def test_a_suite_whose_table_is_gone_is_a_critical_finding_not_a_crash(good_warehouse):
     good_warehouse.execute("DROP TABLE stg_orders")

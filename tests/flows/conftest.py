@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from crm.landing import open_landing_zone
-from crm.settings import make_engine
-from models import warehouse as wh
+from crm.core.settings import make_engine
+from crm.core.storage import open_store
+from models.ingest import ingest_batches
+from models.warehouse import metadata
 
 START = date(2026, 1, 1)
 
@@ -21,12 +22,20 @@ def _prefect(prefect_server):
     yield
 
 
-def simulate_company(source_url: str, landing_url: str, *, customers: int = 300, days: int = 12, faults=None, seed: int = 7):
+def simulate_company(
+    source_url: str, landing_url: str, *, customers: int = 300, days: int = 12, faults=None, seed: int = 7
+):
     """Write a small simulated company into the source database and the landing zone."""
     from crm.simulator import simulate
 
     return simulate(
-        make_engine(source_url), open_landing_zone(landing_url), customers=customers, days=days, seed=seed, start=START, faults=faults
+        make_engine(source_url),
+        open_store(landing_url),
+        customers=customers,
+        days=days,
+        seed=seed,
+        start=START,
+        faults=faults,
     )
 
 
@@ -35,19 +44,21 @@ def warehouse_snapshot(url: str) -> dict[str, pd.DataFrame]:
     engine = make_engine(url)
     out = {}
     with engine.connect() as conn:
-        for table in wh.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             columns = [c for c in table.columns if c.name != "quarantine_id"]
             order = [c for c in table.primary_key.columns if c.name != "quarantine_id"] or columns
-            frame = pd.DataFrame(conn.execute(select(*columns).order_by(*order, *columns)).all(), columns=[c.name for c in columns])
+            frame = pd.DataFrame(
+                conn.execute(select(*columns).order_by(*order, *columns)).all(), columns=[c.name for c in columns]
+            )
             out[table.name] = frame.reset_index(drop=True)
     return out
 
 
 def batches(url: str, as_of: date | None = None) -> pd.DataFrame:
     """The ingest_batches rows (of one day, or all)."""
-    stmt = select(wh.ingest_batches)
+    stmt = select(ingest_batches)
     if as_of:
-        stmt = stmt.where(wh.ingest_batches.c.as_of == as_of)
+        stmt = stmt.where(ingest_batches.c.as_of == as_of)
     with make_engine(url).connect() as conn:
         return pd.DataFrame(conn.execute(stmt).mappings().all())
 
@@ -56,7 +67,7 @@ def count_file_records(landing_url: str, key: str) -> int:
     """Data rows in a landing file, counted independently of the loader (non-blank lines, CSV minus header)."""
     import gzip
 
-    data = open_landing_zone(landing_url).read_bytes(key)
+    data = open_store(landing_url).read_bytes(key)
     if key.endswith(".gz"):
         data = gzip.decompress(data)
     lines = [line for line in data.decode("utf-8-sig").splitlines() if line.strip()]

@@ -5,17 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-import pytest
 from sqlalchemy import func, select
 
-from crm.contracts import ENTITIES, SOURCE_ENTITIES
-from crm.landing import open_landing_zone
-from crm.settings import make_engine
+from crm.core.contracts import ENTITIES, SOURCE_ENTITIES
+from crm.core.settings import make_engine
+from crm.core.storage import open_store
 from crm.simulator import FaultConfig
 from flows.ingest import ingest
 from flows.quality import quality
 from models import source as src
-from models import warehouse as wh
 from tests.flows.conftest import batches, count_file_records, simulate_company, warehouse_snapshot
 
 
@@ -23,7 +21,9 @@ def source_rows_until(source_url: str, entity, as_of) -> int:
     table = src.tables[entity.name]
     upper = datetime.combine(as_of + timedelta(days=1), datetime.min.time())
     with make_engine(source_url).connect() as conn:
-        return conn.execute(select(func.count()).select_from(table).where(table.c[entity.updated_column] < upper)).scalar_one()
+        return conn.execute(
+            select(func.count()).select_from(table).where(table.c[entity.updated_column] < upper)
+        ).scalar_one()
 
 
 def test_a_clean_day_loads_every_row_and_a_rerun_changes_nothing(backend):
@@ -49,7 +49,7 @@ def test_every_faulty_row_is_loaded_quarantined_or_counted_as_duplicate(backend)
     counts = batches(backend.warehouse_url, day)
     assert (counts.rows_read == counts.rows_loaded + counts.rows_quarantined + counts.rows_duplicate).all()
     files = counts[counts.source.str.startswith("file:")]
-    assert len(files) == len(open_landing_zone(backend.landing_url).list_keys(""))
+    assert len(files) == len(open_store(backend.landing_url).list_keys(""))
     for row in files.itertuples():
         assert row.rows_read == count_file_records(backend.landing_url, row.source.removeprefix("file:")), row.source
     for entity in SOURCE_ENTITIES:
@@ -69,7 +69,9 @@ def test_every_faulty_row_is_loaded_quarantined_or_counted_as_duplicate(backend)
 
 
 def test_a_malformed_file_fails_the_run_by_name_and_the_other_files_still_load(sqlite_backend):
-    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, faults=FaultConfig(rate=0.0, malformed_file=True))
+    summary = simulate_company(
+        sqlite_backend.source_url, sqlite_backend.landing_url, faults=FaultConfig(rate=0.0, malformed_file=True)
+    )
     state = ingest(as_of=summary.last_day, return_state=True)
 
     assert state.is_failed()
@@ -80,14 +82,14 @@ def test_a_malformed_file_fails_the_run_by_name_and_the_other_files_still_load(s
     assert failed.error.item().startswith(f"{key}: ")
     assert key in state.message
     loaded = manifest[manifest.status == "loaded"]
-    assert len(loaded) == len(open_landing_zone(sqlite_backend.landing_url).list_keys("")) - 1
+    assert len(loaded) == len(open_store(sqlite_backend.landing_url).list_keys("")) - 1
 
 
 def test_a_changed_file_is_detected_by_checksum_and_only_its_new_rows_load(sqlite_backend):
     summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url)
     day = summary.last_day
     ingest(as_of=day)
-    zone = open_landing_zone(sqlite_backend.landing_url)
+    zone = open_store(sqlite_backend.landing_url)
     key = f"app_events/app_events_{day.isoformat()}.csv"
     data = zone.read_bytes(key)
     last_line = data.decode().rstrip("\n").rsplit("\n", 1)[-1].split(",")
@@ -108,7 +110,7 @@ def test_landing_files_are_read_from_s3(sqlite_backend, s3_landing):
     ingest(as_of=summary.last_day)
     counts = batches(sqlite_backend.warehouse_url, summary.last_day)
     files = counts[counts.source.str.startswith("file:")]
-    keys = [k for k, _ in open_landing_zone(s3_landing).list_keys("")]
+    keys = [k for k, _ in open_store(s3_landing).list_keys("")]
     assert sorted(files.source.str.removeprefix("file:")) == sorted(keys)
     for row in files.itertuples():
         assert row.rows_loaded == count_file_records(s3_landing, row.source.removeprefix("file:"))
@@ -138,8 +140,12 @@ def test_a_parent_changed_after_the_day_lands_with_the_children_that_reference_i
 
     snapshot = warehouse_snapshot(backend.warehouse_url)
     cut = pd.Timestamp(day + timedelta(days=1))
-    pulled_ahead = {e.name: int((pd.to_datetime(snapshot[e.table_name][e.updated_column]) >= cut).sum()) for e in SOURCE_ENTITIES}
-    assert pulled_ahead["loans"] + pulled_ahead["loan_applications"] > 0, "this seed should change some parents after the day"
+    pulled_ahead = {
+        e.name: int((pd.to_datetime(snapshot[e.table_name][e.updated_column]) >= cut).sum()) for e in SOURCE_ENTITIES
+    }
+    assert pulled_ahead["loans"] + pulled_ahead["loan_applications"] > 0, (
+        "this seed should change some parents after the day"
+    )
     for entity in SOURCE_ENTITIES:
         children = snapshot[entity.table_name]
         for column, parent_name in entity.references.items():
@@ -153,11 +159,15 @@ def test_a_parent_changed_after_the_day_lands_with_the_children_that_reference_i
     ingest(as_of=summary.last_day)
     later = warehouse_snapshot(backend.warehouse_url)
     for entity in SOURCE_ENTITIES:
-        assert len(later[entity.table_name]) == source_rows_until(backend.source_url, entity, summary.last_day), entity.name
+        assert len(later[entity.table_name]) == source_rows_until(backend.source_url, entity, summary.last_day), (
+            entity.name
+        )
 
 
 def assert_same_rows(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
-    pd.testing.assert_frame_equal(left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False, obj=name)
+    pd.testing.assert_frame_equal(
+        left.reset_index(drop=True), right.reset_index(drop=True), check_dtype=False, obj=name
+    )
 
 
 def assert_same_warehouse(left: dict, right: dict) -> None:

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from crm.settings import make_engine
+from crm.core.settings import make_engine
 from crm.simulator import FaultConfig
 from flows.backfill import backfill
 from flows.ingest import ingest
 from flows.nightly import nightly
-from models import warehouse as wh
+from models.ingest import ingest_batches
 from tests.flows.conftest import simulate_company
 
 
@@ -25,9 +25,13 @@ def test_a_clean_night_opens_the_send_gate(sqlite_backend):
 def test_lost_loan_statuses_close_the_gate_of_the_night(sqlite_backend):
     # The source holds current state only: ingest mid-way, then let statuses change unseen.
     faults = FaultConfig(rate=0.0, dropped_status_share=0.3)
-    first = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults)
+    first = simulate_company(
+        sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults
+    )
     ingest(as_of=first.last_day)
-    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults)
+    summary = simulate_company(
+        sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults
+    )
     state = nightly(as_of=summary.last_day, return_state=True)
     assert state.name == "GateClosed"
     result = state.result()
@@ -41,14 +45,14 @@ def test_a_backfill_runs_every_day_of_the_range_once(sqlite_backend):
     outcomes = backfill(job="ingest", start=start, end=summary.last_day)
     assert [o["as_of"] for o in outcomes] == [start.isoformat(), summary.last_day.isoformat()]
     with make_engine(sqlite_backend.warehouse_url).connect() as conn:
-        days = set(conn.execute(select(wh.ingest_batches.c.as_of).distinct()).scalars())
+        days = set(conn.execute(select(ingest_batches.c.as_of).distinct()).scalars())
     assert days == {start, summary.last_day}
 
 
 def test_the_demo_runs_the_nightly_chain_on_the_embedded_default(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from crm.cli import app
+    from cli import app
 
     for name in ("CRM_WAREHOUSE_URL", "CRM_SOURCE_URL", "CRM_LANDING_URL", "CRM_REPORTS_URL"):
         monkeypatch.delenv(name, raising=False)

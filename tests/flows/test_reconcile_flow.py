@@ -10,13 +10,13 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlalchemy import func, select
 
-from crm.gate import read_send_gate
-from crm.settings import make_engine
+from crm.core.gate import read_send_gate
+from crm.core.settings import make_engine
 from crm.simulator import FaultConfig
 from flows.ingest import ingest
 from flows.reconcile import reconcile
 from models import source as src
-from models import warehouse as wh
+from models.gate import day_verdicts
 from tests.flows.conftest import simulate_company, warehouse_snapshot
 
 RECONCILIATION_TABLES = ("reconciliation_results", "reconciliation_mismatches", "day_verdicts")
@@ -34,7 +34,9 @@ def results(url: str, as_of=None) -> pd.DataFrame:
 
 def artifact_keys(flow_run_id) -> dict[str, str]:
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
     return {a.key: a.data if isinstance(a.data, str) else json.dumps(a.data) for a in found}
 
 
@@ -63,7 +65,7 @@ def test_a_clean_company_reconciles_and_a_rerun_leaves_identical_tables(backend)
     assert loans.source_value == loans.warehouse_value == source_loans_until(backend.source_url, day) > 0
     assert first["reconciliation_mismatches"].empty
     with make_engine(backend.warehouse_url).connect() as conn:
-        gate_verdict = conn.execute(select(wh.day_verdicts).where(wh.day_verdicts.c.check_name == "reconciliation")).one()
+        gate_verdict = conn.execute(select(day_verdicts).where(day_verdicts.c.check_name == "reconciliation")).one()
     assert gate_verdict.fit_for_sending and "all" in gate_verdict.summary
 
     artifacts = artifact_keys(state.state_details.flow_run_id)
@@ -86,7 +88,7 @@ def loan_statuses(source_url: str) -> dict[int, str]:
 def test_lost_loan_statuses_are_found_id_by_id_and_close_the_gate(backend, tmp_path, monkeypatch):
     # Tiny diff chunks: the id walk crosses many key ranges on both sides.
     (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "reconciliation.yaml").write_text("chunk_rows: 7\n")
+    (tmp_path / "config" / "reconcile.yaml").write_text("chunk_rows: 7\n")
     monkeypatch.setenv("CRM_CONFIG_DIR", str(tmp_path / "config"))
     # The lender's bug only bites rows the warehouse already holds: ingest half-way, then let
     # a second half month change statuses the watermark never sees (loans run 7-30 days).
@@ -126,7 +128,10 @@ def test_lost_loan_statuses_are_found_id_by_id_and_close_the_gate(backend, tmp_p
     reason = next(r for r in gate.reasons if r.startswith("reconciliation:"))
     assert "loans rows[status=" in reason and f"{len(lost)} different status" in reason
     artifacts = artifact_keys(state.state_details.flow_run_id)
-    assert "NOT fit for sending" in artifacts["reconciliation-summary"] and "different_status" in artifacts["reconciliation-summary"]
+    assert (
+        "NOT fit for sending" in artifacts["reconciliation-summary"]
+        and "different_status" in artifacts["reconciliation-summary"]
+    )
 
 
 def test_a_day_is_comparable_while_the_source_moves_on_and_after_later_days_were_ingested(sqlite_backend):
@@ -152,7 +157,9 @@ def test_a_day_is_comparable_while_the_source_moves_on_and_after_later_days_were
 
 
 def test_rows_ingestion_rejected_are_reported_as_quarantined_not_missing(sqlite_backend):
-    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=200, days=8, faults=FaultConfig(rate=0.03))
+    summary = simulate_company(
+        sqlite_backend.source_url, sqlite_backend.landing_url, customers=200, days=8, faults=FaultConfig(rate=0.03)
+    )
     day = summary.last_day
     ingest(as_of=day)
 
@@ -162,13 +169,13 @@ def test_rows_ingestion_rejected_are_reported_as_quarantined_not_missing(sqlite_
     mismatches, quarantine = snapshot["reconciliation_mismatches"], snapshot["quarantined_rows"]
     quarantined = mismatches[mismatches.kind == "quarantined"]
     assert len(quarantined) > 0 and "missing" not in set(mismatches.kind)
-    known = set(zip(quarantine.entity, quarantine.record_key))
+    known = set(zip(quarantine.entity, quarantine.record_key, strict=False))
     assert all((r.entity, r.record_id) in known for r in quarantined.itertuples())
     assert quarantined.warehouse_value.str.startswith("quarantined: ").all()
 
     from typer.testing import CliRunner
 
-    from crm.cli import app
+    from cli import app
 
     cli = CliRunner().invoke(app, ["run", "reconcile", "--as-of", day.isoformat()])
     assert cli.exit_code == 2 and outcome["summary"] in cli.output  # a finding, not a crash (1)

@@ -1,0 +1,213 @@
+"""`crm`: the command line for people and scripts (the same flows run from Prefect deployments)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="CRM retention data platform: simulate a company, run and backfill the nightly jobs.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
+run_app = typer.Typer(help="Run one job for one business day.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(run_app, name="run")
+docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+
+AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not a date like 2026-01-31") from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the warehouse (CRM_WAREHOUSE_URL) to the newest schema."""
+    from crm.core.migrations import current_revision, upgrade_warehouse
+    from crm.core.settings import warehouse_engine
+
+    engine = warehouse_engine()
+    upgrade_warehouse(engine)
+    typer.echo(f"warehouse at revision {current_revision(engine)}")
+
+
+@docs_app.command("landing-contract")
+def docs_landing_contract() -> None:
+    """Print the landing-file contract (docs/landing-files.md) as generated from the entity contracts."""
+    from crm.ingest import landing_contract_markdown
+
+    typer.echo(landing_contract_markdown(), nl=False)
+
+
+@app.command()
+def simulate(
+    customers: Annotated[int, typer.Option(help="New customers registering over these days.")] = 1000,
+    days: Annotated[int, typer.Option(help="Days to simulate (continues after the last simulated day).")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed (the first call fixes it).")] = 42,
+    start: Annotated[str | None, typer.Option(help="First day of a new world, YYYY-MM-DD.")] = None,
+    faults: Annotated[float, typer.Option(help="Share of rows hit by each injected fault kind (0 = clean).")] = 0.0,
+    malformed_file: Annotated[bool, typer.Option(help="Also write one malformed landing file.")] = False,
+    dropped_status_share: Annotated[
+        float, typer.Option(help="Share of loans whose status changes never reach the export.")
+    ] = 0.0,
+) -> None:
+    """Advance the simulated company: write its source database and its daily export files."""
+    from crm.core.settings import get_settings, source_engine
+    from crm.core.storage import open_store
+    from crm.simulator import FaultConfig
+    from crm.simulator import simulate as run_simulation
+
+    settings = get_settings()
+    fault_config = None
+    if faults > 0 or malformed_file or dropped_status_share > 0:
+        fault_config = FaultConfig(
+            rate=faults, malformed_file=malformed_file, dropped_status_share=dropped_status_share
+        )
+    summary = run_simulation(
+        source_engine(settings),
+        open_store(settings.landing),
+        customers=customers,
+        days=days,
+        seed=seed,
+        start=_day(start) if start else None,
+        faults=fault_config,
+    )
+    typer.echo(str(summary))
+
+
+@run_app.command("ingest")
+def run_ingest(as_of: AsOf) -> None:
+    """Ingest one business day from the source database and the landing zone."""
+    from flows.ingest import ingest
+
+    ingest(as_of=_day(as_of))
+
+
+def _report_verdict(summary: str, fit_for_sending: bool) -> None:
+    """Print a check's summary; exit 2 when the day is not fit for sending (a finding; 1 stays for crashes)."""
+    typer.echo(summary)
+    if not fit_for_sending:
+        raise typer.Exit(2)
+
+
+@run_app.command("nightly")
+def run_nightly(as_of: AsOf) -> None:
+    """The night's chain: ingest, quality and reconcile, then the send gate."""
+    from flows.nightly import nightly
+
+    result = nightly(as_of=_day(as_of))
+    gate = "open" if result["send_gate_open"] else "closed"
+    _report_verdict(
+        f"send gate {gate}: " + ("; ".join(result["reasons"]) or "every check passed"), result["send_gate_open"]
+    )
+
+
+@run_app.command("quality")
+def run_quality(as_of: AsOf) -> None:
+    """Validate one business day with the expectation suites (closes the send gate on a critical failure)."""
+    from flows.quality import quality
+
+    result = quality(as_of=_day(as_of))
+    _report_verdict(result["summary"], result["fit_for_sending"])
+
+
+@run_app.command("reconcile")
+def run_reconcile(as_of: AsOf) -> None:
+    """Compare the source database with the warehouse for one business day (closes the send gate on divergence)."""
+    from flows.reconcile import reconcile
+
+    result = reconcile(as_of=_day(as_of))
+    _report_verdict(result["summary"], result["fit_for_sending"])
+
+
+@app.command()
+def backfill(
+    job: Annotated[str, typer.Argument(help="Job to run per day: nightly, ingest, quality or reconcile.")],
+    start: Annotated[str, typer.Option(help="First business day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last business day, YYYY-MM-DD.")],
+    deployment: Annotated[
+        str | None, typer.Option(help="Run each day as a run of this deployment (flow/deployment).")
+    ] = None,
+) -> None:
+    """Run a job for every day of a range, oldest first."""
+    from flows.backfill import backfill as backfill_flow
+
+    backfill_flow(job=job, start=_day(start), end=_day(end), deployment=deployment)
+
+
+@app.command()
+def report(as_of: AsOf) -> None:
+    """Print the ingestion counts, quarantine reasons and send gate of a business day."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from crm.core.gate import read_send_gate
+    from crm.core.privacy import mask_contacts
+    from crm.core.settings import warehouse_engine
+    from crm.ingest import quarantine_summary
+    from models.ingest import ingest_batches
+
+    day = _day(as_of)
+    with warehouse_engine().connect() as conn:
+        counts = pd.DataFrame(
+            conn.execute(select(ingest_batches).where(ingest_batches.c.as_of == day)).mappings().all()
+        )
+        reasons = quarantine_summary(conn, day)
+        gate = read_send_gate(conn, day)
+    if counts.empty:
+        typer.echo(f"nothing was ingested for {day}")
+        raise typer.Exit(1)
+    typer.echo(counts.drop(columns=["as_of"]).to_string(index=False))
+    if len(reasons):
+        reasons["example"] = reasons["example"].map(lambda s: mask_contacts(str(s))[:80])
+        typer.echo("\nquarantined rows by rule:\n" + reasons.to_string(index=False))
+    typer.echo(f"\nsend gate {day}: " + ("OPEN" if gate.is_open else "CLOSED\n- " + "\n- ".join(gate.reasons)))
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="Customers of the simulated company.")] = 2000,
+    days: Annotated[int, typer.Option(help="Days of history to simulate.")] = 60,
+    ingest_days: Annotated[int, typer.Option(help="Last days to run one by one (the last one through `nightly`).")] = 3,
+    fresh: Annotated[bool, typer.Option(help="Wipe the embedded home (./.crm) first.")] = True,
+) -> None:
+    """Simulate a small company on the embedded default, ingest its last days and run the night's chain on the last."""
+    from crm.core.settings import get_settings, source_engine
+    from crm.core.storage import open_store
+    from crm.simulator import simulate as run_simulation
+    from flows.ingest import ingest
+    from flows.nightly import nightly
+
+    settings = get_settings()
+    if fresh:
+        if settings.warehouse_url or settings.source_url or settings.landing_url:
+            raise typer.BadParameter("--fresh only wipes the embedded default; unset CRM_*_URL or pass --no-fresh")
+        shutil.rmtree(settings.home, ignore_errors=True)
+    start = date(2026, 1, 1)
+    summary = run_simulation(
+        source_engine(settings), open_store(settings.landing), customers=customers, days=days, seed=42, start=start
+    )
+    typer.echo(str(summary))
+    last = summary.last_day
+    for offset in range(ingest_days - 1, 0, -1):
+        day = last - timedelta(days=offset)
+        result = ingest(as_of=day)
+        typer.echo(f"ingested {day}: {result}")
+    night = nightly(as_of=last)
+    gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
+    typer.echo(f"nightly {last}: ingest {night['ingest']}, send gate {gate}")
+    typer.echo(
+        f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; Data Docs: {settings.reports}/data-docs/{last}/index.html)"
+    )
+
+
+if __name__ == "__main__":
+    app()

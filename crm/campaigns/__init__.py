@@ -1,0 +1,1 @@
+"""Campaigns: audiences, cascades, contact budgets, control groups, planning and uplift (issue: campaigns)."""

@@ -1,0 +1,1 @@
+"""Shared foundations of every capability: settings, configuration, database, dates, storage, contracts, privacy."""

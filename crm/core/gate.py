@@ -1,0 +1,56 @@
+"""The send gate: a business day is fit for sending only when every required check says so.
+
+Quality (critical expectations) and reconciliation (source vs warehouse) each record a verdict
+per `as_of`; campaign sends read `read_send_gate` and refuse to send when it is closed, while
+analytics may still run and label their output as built on suspect data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from sqlalchemy import Connection, select
+
+from crm.core.db import upsert
+from models.gate import day_verdicts
+
+
+class Check(StrEnum):
+    """A check whose verdict the send gate requires."""
+
+    QUALITY = "quality"
+    RECONCILIATION = "reconciliation"
+
+
+@dataclass(frozen=True)
+class SendGate:
+    """Whether a day's data may drive sends, and why not."""
+
+    as_of: date
+    is_open: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def record_verdict(conn: Connection, as_of: date, check: Check | str, *, fit_for_sending: bool, summary: str) -> None:
+    """Replace the verdict of one check for one business day."""
+    try:
+        check = Check(check)
+    except ValueError:
+        raise ValueError(f"unknown check {check!r}; known: {', '.join(Check)}") from None
+    row = {"as_of": as_of, "check_name": check.value, "fit_for_sending": fit_for_sending, "summary": summary}
+    upsert(conn, day_verdicts, [row])
+
+
+def read_send_gate(conn: Connection, as_of: date) -> SendGate:
+    """Open only if every required check has run for `as_of` and found the data fit for sending."""
+    rows = {r.check_name: r for r in conn.execute(select(day_verdicts).where(day_verdicts.c.as_of == as_of))}
+    reasons = []
+    for check in Check:
+        row = rows.get(check.value)
+        if row is None:
+            reasons.append(f"{check} has not run for {as_of}")
+        elif not row.fit_for_sending:
+            reasons.append(f"{check}: {row.summary}")
+    return SendGate(as_of=as_of, is_open=not reasons, reasons=reasons)

@@ -1,0 +1,304 @@
+"""Ingestion's IO: watermark pulls from the source database and loads of landing files.
+
+Each unit of work (a chunk of a source table, or one landing file) is written in one
+warehouse transaction together with its quarantine rows, its counts and its watermark or
+manifest entry, so a crash never loses or doubles a row and a re-run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, Select, select
+
+from crm.core.contracts import ENTITIES, Entity
+from crm.core.dates import end_of
+from crm.core.db import keyset_pages, last_key, upsert, write_frame
+from crm.core.storage import ObjectStore
+from crm.ingest import queries
+from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
+from crm.ingest.landing import LandingFile
+from crm.ingest.parsing import MalformedFileError, file_checksum, parse_landing_file
+from crm.ingest.validation import MissingColumnsError, ValidationResult, validate_frame
+from models import source as source_model
+from models.ingest import ingest_batches, ingest_watermarks, landing_files, quarantined_rows, staging
+
+log = logging.getLogger(__name__)
+
+
+def _id_index(conn: Connection, stmt: Select) -> pd.Index:
+    """The integer ids a one-column query returns, as an index (plain tuples: millions of ids)."""
+    rows = conn.execute(stmt).cursor.fetchall()
+    return pd.Index(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+
+
+def load_known_ids(conn: Connection, entity: Entity) -> dict[str, pd.Index]:
+    """Keys of every entity `entity` references, as they stand in the warehouse now."""
+    return {
+        referenced: _id_index(conn, queries.entity_ids(referenced)) for referenced in set(entity.references.values())
+    }
+
+
+def _record_batch(
+    conn: Connection,
+    entity: Entity,
+    result: ValidationResult,
+    *,
+    source: str,
+    as_of: date,
+) -> tuple[int, int]:
+    """Write valid rows, quarantine and counts of one batch; return (loaded, duplicates)."""
+    frame = result.valid.assign(ingested_on=pd.Timestamp(as_of))
+    loaded = write_frame(conn, staging[entity.name], frame, on_conflict="ignore" if entity.immutable else "update")
+    duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
+    if len(result.rejected):
+        rejected = result.rejected.assign(as_of=pd.Timestamp(as_of), source=source, entity=entity.name)
+        rejected["row_number"] = rejected["row_number"].astype("Int64")
+        write_frame(conn, quarantined_rows, rejected, on_conflict="error")
+    upsert(
+        conn,
+        ingest_batches,
+        [
+            {
+                "as_of": as_of,
+                "source": source,
+                "entity": entity.name,
+                "rows_read": result.rows_read,
+                "rows_loaded": loaded,
+                "rows_quarantined": len(result.rejected),
+                "rows_duplicate": duplicates,
+            }
+        ],
+        increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"),
+    )
+    return loaded, duplicates
+
+
+def read_watermark(conn: Connection, entity: Entity) -> tuple[datetime, tuple] | None:
+    """The (updated_at, key) of the last row loaded from the source table, if any."""
+    row = conn.execute(queries.watermark(entity)).first()
+    if row is None:
+        return None
+    return row.watermark_at, tuple(json.loads(row.watermark_key))
+
+
+def pull_source_table(
+    source: Engine,
+    warehouse: Engine,
+    entity: Entity,
+    as_of: date,
+    *,
+    chunk_rows: int = 100_000,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> SourceCounts:
+    """Copy rows changed since the watermark and up to the end of `as_of`, chunk by chunk."""
+    table = source_model.tables[entity.name]
+    order = [table.c[entity.updated_column], *[table.c[k] for k in entity.key]]
+    counts = SourceCounts(source=f"db:{entity.name}", entity=entity.name, status=SourceStatus.UP_TO_DATE)
+    with warehouse.connect() as conn:
+        in_warehouse = load_known_ids(conn, entity)
+        mark = read_watermark(conn, entity)
+    known = known_source_ids(source, in_warehouse, as_of)
+
+    def read(stmt: Select) -> pd.DataFrame:
+        with source.connect() as src:
+            return pd.read_sql(stmt, src)
+
+    after = (mark[0], *mark[1]) if mark else None
+    pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
+    for chunk_number, chunk in enumerate(pages, start=1):
+        result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
+        watermark_at, *key = last_key(chunk, [c.name for c in order])
+        with warehouse.begin() as conn:
+            pull_ahead_parents(source, conn, entity, result.valid, in_warehouse, as_of)
+            loaded, duplicates = _record_batch(conn, entity, result, source=counts.source, as_of=as_of)
+            row = {
+                "source_table": entity.name,
+                "watermark_at": watermark_at,
+                "watermark_key": json.dumps(key),
+                "as_of": as_of,
+            }
+            upsert(conn, ingest_watermarks, [row])
+        counts.status = SourceStatus.LOADED
+        counts.rows_read += result.rows_read
+        counts.rows_loaded += loaded
+        counts.rows_quarantined += len(result.rejected)
+        counts.rows_duplicate += duplicates
+        if on_chunk:
+            on_chunk(chunk_number, counts.rows_read)
+    return counts
+
+
+PULL_AHEAD_BATCH = 10_000
+
+
+def pull_ahead_parents(
+    source: Engine,
+    conn: Connection,
+    entity: Entity,
+    rows: pd.DataFrame,
+    in_warehouse: dict[str, pd.Index],
+    as_of: date,
+    *,
+    depth: int = 0,
+) -> int:
+    """Load the parents `rows` reference that the warehouse lacks, in their current source version.
+
+    The source keeps only each row's latest version: a loan issued on the day but repaid the
+    next morning lies past the day's watermark, while its payment of the day does not. Without
+    the parent the warehouse would hold an orphan payment until the next run (and the quality
+    suite's `known_reference` rule would close the send gate). The parent is loaded now, in the
+    transaction of its children, and loaded again in the normal way when its change comes into
+    a later window. `in_warehouse` is updated with the keys loaded; returns how many rows.
+    """
+    total = 0
+    for column, parent_name in entity.references.items():
+        if parent_name not in in_warehouse or column not in rows:
+            continue
+        missing = _keys(rows[column]).difference(in_warehouse[parent_name])
+        if missing.empty:
+            continue
+        parent = ENTITIES[parent_name]
+        table = source_model.tables[parent_name]
+        key = table.c[parent.key[0]]
+        # Rows of the window that are missing were quarantined: never read them twice.
+        ahead = table.c[parent.updated_column] >= end_of(as_of)
+        for start in range(0, len(missing), PULL_AHEAD_BATCH):
+            batch = missing[start : start + PULL_AHEAD_BATCH].tolist()
+            with source.connect() as src:
+                found = pd.read_sql(select(table).where(key.in_(batch), ahead).order_by(key), src)
+            if found.empty:
+                continue
+            grand = {name: _warehouse_keys(conn, name, found[col]) for col, name in parent.references.items()}
+            if depth < 3 and grand:
+                pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1)
+            # Its event happened by the day; only its latest change lies after it.
+            result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
+            loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of)
+            total += loaded
+            in_warehouse[parent_name] = in_warehouse[parent_name].union(
+                pd.Index(result.valid[parent.key[0]].astype(np.int64))
+            )
+    if total and depth == 0:
+        log.info("%s: loaded %d parent row(s) whose latest change lies after %s", entity.name, total, as_of)
+    return total
+
+
+def _keys(values: pd.Series) -> pd.Index:
+    """The distinct integer keys in a reference column (nulls left out)."""
+    return pd.Index(pd.to_numeric(values, errors="coerce").dropna().astype(np.int64).unique())
+
+
+def _warehouse_keys(conn: Connection, entity_name: str, values: pd.Series) -> pd.Index:
+    """Which of `values` are keys of the entity's warehouse table (only those are read)."""
+    key = staging[entity_name].c[ENTITIES[entity_name].key[0]]
+    wanted = _keys(values).tolist()
+    found: list[int] = []
+    for start in range(0, len(wanted), PULL_AHEAD_BATCH):
+        found += conn.execute(select(key).where(key.in_(wanted[start : start + PULL_AHEAD_BATCH]))).scalars().all()
+    return pd.Index(np.asarray(found, dtype=np.int64))
+
+
+def known_source_ids(source: Engine, in_warehouse: dict[str, pd.Index], as_of: date) -> dict[str, pd.Index]:
+    """Keys a reference may point at on `as_of`: in the warehouse, or in the source by the end of the day."""
+    with source.connect() as src:
+        return {name: ids.union(_existing_source_ids(src, name, end_of(as_of))) for name, ids in in_warehouse.items()}
+
+
+def _existing_source_ids(src: Connection, entity_name: str, upper: datetime) -> pd.Index:
+    """Keys of source rows that existed before `upper`, whatever their latest change.
+
+    A child (a status change, a payment) may reference a parent whose newest version lies after
+    the business day being loaded (e.g. replaying a past day): the parent did exist, so the
+    child is valid; the parent itself lands when its own change comes into the window.
+    """
+    entity = ENTITIES[entity_name]
+    table = source_model.tables[entity_name]
+    when = table.c[entity.event_time_column or entity.updated_column]
+    return _id_index(src, select(table.c[entity.key[0]]).where(when < upper))
+
+
+def load_landing_file(
+    zone: ObjectStore,
+    warehouse: Engine,
+    landing_file: LandingFile,
+    as_of: date,
+    known_ids: dict[str, pd.Index] | None = None,
+    *,
+    source_db: Engine | None = None,
+    in_warehouse: dict[str, pd.Index] | None = None,
+) -> SourceCounts:
+    """Load one landing file once: skip it if its bytes were loaded before, report it if it changed.
+
+    `known_ids` (from `load_known_ids`) saves re-reading the referenced keys for every file of a run.
+    With `source_db` and `in_warehouse` (the keys the warehouse holds), `known_ids` may also hold keys
+    that exist only in the source: those parents are pulled ahead (`pull_ahead_parents`).
+    """
+    entity = landing_file.entity
+    source = f"file:{landing_file.key}"
+    data = zone.read_bytes(landing_file.key)
+    checksum = file_checksum(data)
+    manifest = landing_files
+    with warehouse.connect() as conn:
+        seen = conn.execute(queries.manifest_entries(landing_file.key)).all()
+    if any(row.checksum == checksum and row.status == FileStatus.LOADED for row in seen):
+        return SourceCounts(source=source, entity=entity.name, status=SourceStatus.ALREADY_LOADED)
+    changed = any(row.checksum != checksum and row.status == FileStatus.LOADED for row in seen)
+
+    manifest_row = {
+        "file_key": landing_file.key,
+        "checksum": checksum,
+        "entity": entity.name,
+        "business_date": landing_file.business_date,
+        "size_bytes": len(data),
+        "as_of": as_of,
+    }
+    try:
+        frame, row_numbers, unreadable = parse_landing_file(data, landing_file)
+        if known_ids is None:
+            with warehouse.connect() as conn:
+                known_ids = load_known_ids(conn, entity)
+        result = validate_frame(frame, entity, as_of=as_of, known_ids=known_ids, row_numbers=row_numbers)
+    except (MalformedFileError, MissingColumnsError) as exc:
+        error = f"{landing_file.key}: {exc}"
+        log.error("landing file rejected: %s", error)
+        with warehouse.begin() as conn:
+            upsert(conn, manifest, [{**manifest_row, "status": FileStatus.FAILED, "error": error}])
+        return SourceCounts(source=source, entity=entity.name, status=SourceStatus.FAILED, error=error)
+
+    if len(unreadable):
+        unreadable = unreadable.assign(record_key=None, rule="malformed_row")
+        result.rejected = pd.concat([unreadable[result.rejected.columns], result.rejected], ignore_index=True)
+        result.rejected = result.rejected.sort_values("row_number", kind="stable", ignore_index=True)
+    with warehouse.begin() as conn:
+        if source_db is not None and in_warehouse is not None:
+            pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
+        loaded, duplicates = _record_batch(conn, entity, result, source=source, as_of=as_of)
+        upsert(conn, manifest, [{**manifest_row, "status": FileStatus.LOADED, "error": None}])
+    if changed:
+        log.warning(
+            "landing file %s changed since it was loaded (new checksum %s): loaded its new rows",
+            landing_file.key,
+            checksum[:12],
+        )
+    return SourceCounts(
+        source=source,
+        entity=entity.name,
+        status=SourceStatus.CHANGED if changed else SourceStatus.LOADED,
+        rows_read=result.rows_read,
+        rows_loaded=loaded,
+        rows_quarantined=len(result.rejected),
+        rows_duplicate=duplicates,
+    )
+
+
+def quarantine_summary(conn: Connection, as_of: date) -> pd.DataFrame:
+    """Quarantined rows of a business day by source and rule, with one example reason each."""
+    return pd.DataFrame(
+        conn.execute(queries.quarantine_by_rule(as_of)).all(), columns=["source", "rule", "rows", "example"]
+    )

@@ -1,0 +1,43 @@
+"""SQL statements of ingestion: watermarks, known ids, the file manifest and the quarantine summary."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Select, Table, func, select
+
+from crm.core.contracts import ENTITIES, Entity
+from crm.core.dates import end_of
+from models.ingest import ingest_watermarks, landing_files, quarantined_rows, staging
+
+
+def watermark(entity: Entity) -> Select:
+    """The stored watermark of a source table: watermark_at, watermark_key."""
+    w = ingest_watermarks
+    return select(w.c.watermark_at, w.c.watermark_key).where(w.c.source_table == entity.name)
+
+
+def changed_up_to(table: Table, entity: Entity, as_of: date) -> Select:
+    """Source rows whose last change lies before the end of `as_of` (the keyset adds the lower bound)."""
+    return select(table).where(table.c[entity.updated_column] < end_of(as_of))
+
+
+def entity_ids(entity_name: str) -> Select:
+    """Every key of an entity's `stg_` table (single-column keys)."""
+    return select(staging[entity_name].c[ENTITIES[entity_name].key[0]])
+
+
+def manifest_entries(file_key: str) -> Select:
+    """The manifest rows of one landing file: checksum, status."""
+    return select(landing_files.c.checksum, landing_files.c.status).where(landing_files.c.file_key == file_key)
+
+
+def quarantine_by_rule(as_of: date) -> Select:
+    """Quarantined rows of a business day by source and rule, with one example reason each."""
+    q = quarantined_rows
+    return (
+        select(q.c.source, q.c.rule, func.count().label("rows"), func.min(q.c.reason).label("example"))
+        .where(q.c.as_of == as_of)
+        .group_by(q.c.source, q.c.rule)
+        .order_by(q.c.source, q.c.rule)
+    )

@@ -1,0 +1,1 @@
+"""Loyalty: the append-only cashback ledger, tiers, promotion arbitration (issue: loyalty)."""

@@ -1,0 +1,1 @@
+"""Segments: lifecycle states, RFM, reachability and membership history per business day (issue: segments)."""
