@@ -2,6 +2,7 @@
 
 from crm.ingest.contract_docs import landing_contract_markdown
 from crm.ingest.counts import COUNT_COLUMNS, FileStatus, SourceCounts, SourceStatus
+from crm.ingest.history import record_versions, rows_as_of, versions_changed_on
 from crm.ingest.io import (
     known_source_ids,
     load_known_ids,
@@ -39,5 +40,8 @@ __all__ = [
     "pull_source_table",
     "quarantine_summary",
     "read_watermark",
+    "record_versions",
+    "rows_as_of",
     "validate_frame",
+    "versions_changed_on",
 ]

@@ -22,6 +22,7 @@ from crm.core.db import keyset_pages, last_key, upsert, write_frame
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
+from crm.ingest.history import record_versions
 from crm.ingest.landing import LandingFile
 from crm.ingest.parsing import MalformedFileError, file_checksum, parse_landing_file
 from crm.ingest.validation import MissingColumnsError, ValidationResult, validate_frame
@@ -55,6 +56,7 @@ def _record_batch(
     """Write valid rows, quarantine and counts of one batch; return (loaded, duplicates)."""
     frame = result.valid.assign(ingested_on=pd.Timestamp(as_of))
     loaded = write_frame(conn, staging[entity.name], frame, on_conflict="ignore" if entity.immutable else "update")
+    record_versions(conn, entity, result.valid, as_of)  # same transaction: history never lags the upsert
     duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
     if len(result.rejected):
         rejected = result.rejected.assign(as_of=pd.Timestamp(as_of), source=source, entity=entity.name)
