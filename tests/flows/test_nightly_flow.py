@@ -32,7 +32,7 @@ def test_lost_loan_statuses_close_the_gate_of_the_night(sqlite_backend):
     summary = simulate_company(
         sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults
     )
-    state = nightly(as_of=summary.last_day, return_state=True)
+    state = nightly(as_of=summary.last_day, force=True, return_state=True)  # 15 days after the last ingest
     assert state.name == "GateClosed"
     result = state.result()
     assert not result["send_gate_open"]
