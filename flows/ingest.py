@@ -10,7 +10,7 @@ from prefect.states import Failed
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
 from crm.core.errors import Finding
-from tasks.common import check_preconditions, migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
 from tasks.ingest import find_landing_files, load_landing_files_task, publish_ingest_report, pull_source_table_task
 
 
@@ -30,7 +30,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     as_of = resolve_as_of(as_of)
     checked = check_preconditions("ingest", as_of, force=force, return_state=True)
     if checked.is_failed():
-        return checked  # bad settings or an unreachable server: one line, no retries, no traceback
+        return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
     migrate_warehouse()
     stages = len(SOURCE_ENTITIES) + len(LANDING_ENTITIES)
     progress = create_progress_artifact(progress=0.0, key="ingest-progress", description=f"Ingestion {as_of}")

@@ -14,7 +14,7 @@ from crm.core.settings import warehouse_engine
 from flows.ingest import ingest
 from flows.quality import quality
 from flows.reconcile import reconcile
-from tasks.common import check_preconditions, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, resolve_as_of
 
 
 @flow(name="nightly", flow_run_name="nightly {as_of}", description=__doc__)
@@ -30,7 +30,7 @@ def nightly(as_of: date | None = None, force: bool = False):
     as_of = resolve_as_of(as_of)
     preconditions = check_preconditions("nightly", as_of, force=force, return_state=True)
     if preconditions.is_failed():
-        return preconditions
+        return flow_failure(preconditions)
     ingested = ingest(as_of=as_of, force=force, return_state=True)
     if ingested.is_failed() and not isinstance(ingested.result(raise_on_failure=False), Finding):
         return ingested

@@ -8,7 +8,7 @@ from datetime import date
 
 from prefect import flow
 
-from tasks.common import check_preconditions, migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
 from tasks.quality import check_integration_health, publish_quality_report, save_quality_results, validate_day
 
 
@@ -22,7 +22,7 @@ def quality(as_of: date | None = None):
     as_of = resolve_as_of(as_of)
     checked = check_preconditions("quality", as_of, return_state=True)
     if checked.is_failed():
-        return checked  # bad settings or an unreachable warehouse: one line, no retries
+        return flow_failure(checked)  # bad settings or an unreachable warehouse: one line, no retries
     migrate_warehouse()
     validation = validate_day(as_of)
     rows = validation["results"]

@@ -6,9 +6,10 @@ from datetime import date
 
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from crm.core.dates import business_day_before
-from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error
+from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error, one_line
 from crm.core.migrations import current_revision, upgrade_warehouse
 from crm.core.settings import get_settings, warehouse_engine
 from tasks.checks import check_job
@@ -39,6 +40,16 @@ def check_preconditions(job: str, as_of: date, force: bool = False) -> None:
     forced = check_job(job, as_of, force=force)
     if forced:
         get_run_logger().warning("forced past the day guard for %s: %s", as_of, forced)
+
+
+def flow_failure(state: State) -> State:
+    """A failed task's state as its flow's final state: the error's one line as message, the error as data.
+
+    Returned (not raised) by a flow, it ends the run without a traceback; called in-process the
+    flow raises the original error, which the CLI maps to its exit code.
+    """
+    exc = state.result(raise_on_failure=False)
+    return Failed(message=one_line(exc, 2000), data=exc)
 
 
 @task(

@@ -128,7 +128,9 @@ def validate_frame(
             "rule": checker.rule[rejected_idx],
             "reason": checker.reason[rejected_idx],
             "record": (
-                [received[i] for i in rejected_idx] if received is not None else _records_json(raw.iloc[rejected_idx])
+                [cut_text(received[i]) for i in rejected_idx]
+                if received is not None
+                else _records_json(raw.iloc[rejected_idx])
             ),
         },
         columns=REJECTED_COLUMNS,
