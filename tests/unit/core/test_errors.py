@@ -135,3 +135,22 @@ def test_a_missing_config_folder_is_refused_not_read_as_defaults(tmp_path, monke
 
 def test_the_committed_ingest_config_is_the_default():
     assert load_config("ingest", IngestConfig) == IngestConfig()
+
+
+@pytest.mark.parametrize(
+    ("exc", "retried"),
+    [
+        (_psycopg_operational(), True),  # a connection lost mid-run may come back
+        (InfrastructureError("cannot reach the warehouse"), False),  # found before any work: retrying only waits
+        (OperatorError("bad setting"), False),
+        (_wrapped(ConfigError("config/x.yaml: bad")), False),
+        (Finding("file rejected"), False),
+        (KeyError("x"), True),
+    ],
+)
+def test_tasks_retry_transient_failures_only(exc, retried):
+    from prefect.states import Failed
+
+    from tasks.common import retry_transient
+
+    assert retry_transient(None, None, Failed(data=exc)) is retried
