@@ -25,7 +25,7 @@ from crm.core.settings import get_settings, source_engine
 from crm.core.storage import open_store
 from crm.simulator import simulate
 s = get_settings()
-summary = simulate(source_engine(s), open_store(s.landing), customers=int(sys.argv[1]), days=int(sys.argv[2]), seed=42, start=date(2026, 1, 1))
+summary = simulate(source_engine(s, create=True), open_store(s.landing), customers=int(sys.argv[1]), days=int(sys.argv[2]), seed=42, start=date(2026, 1, 1))
 print(json.dumps({"last_day": summary.last_day.isoformat(), "rows": summary.rows_written}, default=str))
 """
 

@@ -1,4 +1,9 @@
-"""`crm`: the command line for people and scripts (the same flows run from Prefect deployments)."""
+"""`crm`: the command line for people and scripts (the same flows run from Prefect deployments).
+
+Exit codes (`cli/errors.py`): 0 ok, 2 a finding, 3 bad operator input, 4 infrastructure
+unreachable, 1 a bug. Commands that start a flow check settings, config files, connections and
+the day guard first, so a wrong setting costs one line and a second, not a Prefect run.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,44 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer vendors click
+from typer.core import TyperGroup
+
+from cli.errors import ExitCode, report_error
+from crm.core.errors import OperatorError
+
+
+class CrmGroup(TyperGroup):
+    """The root command: every error of every subcommand becomes its exit code here, and nowhere else."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as exc:
+            raise _operator_usage(exc) from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            raise _operator_usage(exc) from None
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except Exception as exc:
+            raise typer.Exit(report_error(exc, debug=bool(ctx.params.get("debug")))) from None
+
+
+def _operator_usage(exc: UsageError) -> UsageError:
+    """Wrong arguments are bad operator input: exit 3 (click's default 2 means a finding here)."""
+    if not isinstance(exc, NoArgsIsHelpError):  # `crm run` alone prints the help
+        exc.exit_code = ExitCode.OPERATOR
+    return exc
+
 
 app = typer.Typer(
-    help="CRM retention data platform: simulate a company, run and backfill the nightly jobs.", no_args_is_help=True
+    cls=CrmGroup,
+    help="CRM retention data platform: simulate a company, run and backfill the nightly jobs.",
+    no_args_is_help=True,
 )
 db_app = typer.Typer(help="Warehouse schema.", no_args_is_help=True)
 run_app = typer.Typer(help="Run one job for one business day.", no_args_is_help=True)
@@ -17,24 +57,49 @@ app.add_typer(db_app, name="db")
 app.add_typer(run_app, name="run")
 docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
+landing_app = typer.Typer(help="Landing files the ingestion rejected or found misplaced.", no_args_is_help=True)
+app.add_typer(landing_app, name="landing")
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Ingest even a day after the source's newest data or far past the last ingested day."),
+]
 
 
-def _day(text: str) -> date:
+@app.callback()
+def main(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Print the full traceback of an error (it is in the Prefect logs too).")
+    ] = False,
+) -> None:
+    """CRM retention data platform: simulate a company, run and backfill the nightly jobs."""
+
+
+def _day(text: str, option: str = "--as-of") -> date:
     try:
         return date.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{text!r} is not a date like 2026-01-31") from exc
+    except ValueError:
+        raise OperatorError(f"{option} {text!r} is not a date like 2026-01-31") from None
+
+
+def _check(job: str, day: date, force: bool = False) -> None:
+    """Settings, config files, connections and the day guard, before Prefect starts (one line if wrong)."""
+    from tasks.checks import check_job
+
+    forced = check_job(job, day, force=force)
+    if forced:
+        typer.echo(f"warning: forced past the day guard: {forced}", err=True)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the warehouse (CRM_WAREHOUSE_URL) to the newest schema."""
     from crm.core.migrations import current_revision, upgrade_warehouse
+    from crm.core.preflight import preflight
     from crm.core.settings import warehouse_engine
 
-    engine = warehouse_engine()
+    engine = warehouse_engine(preflight(source=False, landing=False))
     upgrade_warehouse(engine)
     typer.echo(f"warehouse at revision {current_revision(engine)}")
 
@@ -72,7 +137,7 @@ def simulate(
             rate=faults, malformed_file=malformed_file, dropped_status_share=dropped_status_share
         )
     summary = run_simulation(
-        source_engine(settings),
+        source_engine(settings, create=True),  # the one command that may create the source database
         open_store(settings.landing),
         customers=customers,
         days=days,
@@ -84,11 +149,17 @@ def simulate(
 
 
 @run_app.command("ingest")
-def run_ingest(as_of: AsOf) -> None:
-    """Ingest one business day from the source database and the landing zone."""
+def run_ingest(as_of: AsOf, force: Force = False) -> None:
+    """Ingest one business day from the source database and the landing zone (exits 2 if a file was rejected)."""
+    day = _day(as_of)
+    _check("ingest", day, force)
     from flows.ingest import ingest
 
-    ingest(as_of=_day(as_of))
+    result = ingest(as_of=day, force=force)
+    typer.echo(
+        f"ingested {day}: read {result['rows_read']:,}, loaded {result['rows_loaded']:,}, "
+        f"quarantined {result['rows_quarantined']:,}, duplicate {result['rows_duplicate']:,}"
+    )
 
 
 def _report_verdict(summary: str, fit_for_sending: bool) -> None:
@@ -99,11 +170,13 @@ def _report_verdict(summary: str, fit_for_sending: bool) -> None:
 
 
 @run_app.command("nightly")
-def run_nightly(as_of: AsOf) -> None:
-    """The night's chain: ingest, quality and reconcile, then the send gate."""
+def run_nightly(as_of: AsOf, force: Force = False) -> None:
+    """The night's chain: ingest, quality and reconcile, then the send gate (exits 2 when it closes)."""
+    day = _day(as_of)
+    _check("nightly", day, force)
     from flows.nightly import nightly
 
-    result = nightly(as_of=_day(as_of))
+    result = nightly(as_of=day, force=force)
     gate = "open" if result["send_gate_open"] else "closed"
     _report_verdict(
         f"send gate {gate}: " + ("; ".join(result["reasons"]) or "every check passed"), result["send_gate_open"]
@@ -113,18 +186,22 @@ def run_nightly(as_of: AsOf) -> None:
 @run_app.command("quality")
 def run_quality(as_of: AsOf) -> None:
     """Validate one business day with the expectation suites (closes the send gate on a critical failure)."""
+    day = _day(as_of)
+    _check("quality", day)
     from flows.quality import quality
 
-    result = quality(as_of=_day(as_of))
+    result = quality(as_of=day)
     _report_verdict(result["summary"], result["fit_for_sending"])
 
 
 @run_app.command("reconcile")
 def run_reconcile(as_of: AsOf) -> None:
     """Compare the source database with the warehouse for one business day (closes the send gate on divergence)."""
+    day = _day(as_of)
+    _check("reconcile", day)
     from flows.reconcile import reconcile
 
-    result = reconcile(as_of=_day(as_of))
+    result = reconcile(as_of=day)
     _report_verdict(result["summary"], result["fit_for_sending"])
 
 
@@ -136,36 +213,95 @@ def backfill(
     deployment: Annotated[
         str | None, typer.Option(help="Run each day as a run of this deployment (flow/deployment).")
     ] = None,
+    force: Force = False,
 ) -> None:
-    """Run a job for every day of a range, oldest first."""
+    """Run a job for every day of a range, oldest first (exits 2 when a day had a finding)."""
+    from crm.core.dates import days_between
+
+    first, last = _day(start, "--start"), _day(end, "--end")
+    days_between(first, last)  # an empty range is the operator's mistake, found before any run
+    if not deployment:  # a deployment's worker has its own settings: it checks them itself
+        _check(job, first, force)
+        if job in ("ingest", "nightly"):
+            _check_source_reaches(last, force)
+    from flows.backfill import FINDINGS
     from flows.backfill import backfill as backfill_flow
 
-    backfill_flow(job=job, start=_day(start), end=_day(end), deployment=deployment)
+    outcomes = backfill_flow(job=job, start=first, end=last, deployment=deployment, force=force)
+    for outcome in outcomes:
+        typer.echo(f"{outcome['as_of']}: {outcome['state']}")
+    findings = [o["as_of"] for o in outcomes if o["state"] in FINDINGS]
+    if findings:
+        typer.echo(f"{len(findings)} day(s) with findings: {', '.join(findings)}", err=True)
+        raise typer.Exit(ExitCode.FINDING)
+
+
+def _check_source_reaches(last: date, force: bool) -> None:
+    """The last day of a backfill must not lie in the future of the source's data (unless forced)."""
+    from crm.core.settings import get_settings, source_engine, warehouse_engine
+    from crm.ingest import day_guard_refusal, load_ingest_config, read_day_bounds
+
+    settings = get_settings()
+    newest, _ = read_day_bounds(source_engine(settings), warehouse_engine(settings))
+    refusal = day_guard_refusal(last, newest, None, max_gap_days=load_ingest_config().max_gap_days)
+    if refusal and not force:
+        raise OperatorError(f"refusing to ingest up to {last}: {refusal}; pass --force to ingest it anyway")
+
+
+@landing_app.command("retry")
+def landing_retry(
+    file: Annotated[
+        str, typer.Argument(help="The file's path under the landing root, as the ingest-summary names it.")
+    ],
+) -> None:
+    """Read a rejected or misplaced landing file again in the next ingest (after fixing it in place)."""
+    from crm.core.preflight import preflight
+    from crm.core.settings import warehouse_engine
+    from crm.ingest import request_retry
+
+    key = file.strip().removeprefix("file:").lstrip("/")
+    cleared = request_retry(warehouse_engine(preflight(source=False, landing=False)), key)
+    for row in cleared:
+        typer.echo(f"{key}: {row['status']} on {row['as_of']} ({row['error']}); the next ingest reads it again")
 
 
 @app.command()
 def report(as_of: AsOf) -> None:
     """Print the ingestion counts, quarantine reasons and send gate of a business day."""
     import pandas as pd
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
 
     from crm.core.gate import read_send_gate
+    from crm.core.preflight import preflight
     from crm.core.privacy import mask_contacts
     from crm.core.settings import warehouse_engine
-    from crm.ingest import quarantine_summary
-    from models.ingest import ingest_batches
+    from crm.ingest import FileStatus, quarantine_summary
+    from models.ingest import ingest_batches, landing_files
 
     day = _day(as_of)
-    with warehouse_engine().connect() as conn:
+    settings = preflight(source=False, landing=False)
+    with warehouse_engine(settings).connect() as conn:
+        if not inspect(conn).has_table(ingest_batches.name):
+            raise OperatorError(
+                "the warehouse has no tables yet; check CRM_WAREHOUSE_URL (`crm db upgrade` creates them)"
+            )
         counts = pd.DataFrame(
             conn.execute(select(ingest_batches).where(ingest_batches.c.as_of == day)).mappings().all()
         )
+        files = conn.execute(
+            select(landing_files.c.error).where(
+                landing_files.c.as_of == day, landing_files.c.status.in_([FileStatus.FAILED, FileStatus.MISPLACED])
+            )
+        ).scalars()
+        rejected = [mask_contacts(str(error)) for error in files]
         reasons = quarantine_summary(conn, day)
         gate = read_send_gate(conn, day)
-    if counts.empty:
-        typer.echo(f"nothing was ingested for {day}")
-        raise typer.Exit(1)
-    typer.echo(counts.drop(columns=["as_of"]).to_string(index=False))
+    if counts.empty and not rejected:
+        raise OperatorError(f"nothing was ingested for {day}; check --as-of")
+    typer.echo(counts.drop(columns=["as_of"]).to_string(index=False) if len(counts) else "no rows were loaded")
+    if rejected:
+        typer.echo("\nlanding files rejected or misplaced (`crm landing retry <file>` after a fix):")
+        typer.echo("\n".join(f"- {line}" for line in rejected))
     if len(reasons):
         reasons["example"] = reasons["example"].map(lambda s: mask_contacts(str(s))[:80])
         typer.echo("\nquarantined rows by rule:\n" + reasons.to_string(index=False))
@@ -189,11 +325,16 @@ def demo(
     settings = get_settings()
     if fresh:
         if settings.warehouse_url or settings.source_url or settings.landing_url:
-            raise typer.BadParameter("--fresh only wipes the embedded default; unset CRM_*_URL or pass --no-fresh")
+            raise OperatorError("--fresh only wipes the embedded default; unset CRM_*_URL or pass --no-fresh")
         shutil.rmtree(settings.home, ignore_errors=True)
     start = date(2026, 1, 1)
     summary = run_simulation(
-        source_engine(settings), open_store(settings.landing), customers=customers, days=days, seed=42, start=start
+        source_engine(settings, create=True),
+        open_store(settings.landing),
+        customers=customers,
+        days=days,
+        seed=42,
+        start=start,
     )
     typer.echo(str(summary))
     last = summary.last_day

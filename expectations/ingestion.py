@@ -1,7 +1,8 @@
 """The ingestion suite: the day's bookkeeping (per-source counts and the file manifest).
 
 Its batch has one row per source of the day (`db:<table>` or `file:<key>`) with its counts,
-plus one row per landing file that could not be read. Failures name the sources, the
+plus one row per landing file a run of the day rejected whole or found misplaced (outside
+the naming contract): either way its rows are missing, so both close the send gate. Failures name the sources, the
 quarantine rules and an example reason each.
 
 Imports Great Expectations: import this module lazily (from inside a function).
@@ -37,17 +38,18 @@ def ingestion_suite(context: SuiteContext) -> SuiteSpec:
         "b.rows_quarantined, b.rows_duplicate "
         f"FROM ingest_batches AS b WHERE b.as_of = '{context.day}' "
         "UNION ALL "
-        "SELECT 'file:' || f.file_key, f.entity, 'failed', f.error, 0, 0, 0, 0 "
-        f"FROM landing_files AS f WHERE f.as_of = '{context.day}' AND f.status = 'failed'"
+        "SELECT 'file:' || f.file_key, f.entity, f.status, f.error, 0, 0, 0, 0 "
+        f"FROM landing_files AS f WHERE f.as_of = '{context.day}' AND f.status IN ('failed', 'misplaced')"
     )
     expectations = [
         expect("ExpectTableRowCountToBeBetween", rule="ingestion_ran", severity=CRITICAL, min_value=1),
         no_rows(
-            "SELECT b.source, b.error FROM {batch} AS b WHERE b.outcome = 'failed'",
+            "SELECT b.source, b.error FROM {batch} AS b WHERE b.outcome IN ('failed', 'misplaced')",
             rule="failed_files",
             severity=CRITICAL,
             column="source",
-            description="Every landing file of the day could be read (none was rejected whole).",
+            description="Every landing file of the day could be read and lies where the contract says "
+            "(none rejected whole, none misplaced).",
         ),
         no_rows(
             _quarantine_query(context, t.quarantine_share_warning),

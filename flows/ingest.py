@@ -6,24 +6,31 @@ from datetime import date
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.states import Failed
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
-from tasks.common import migrate_warehouse, resolve_as_of
+from crm.core.errors import Finding
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
 from tasks.ingest import find_landing_files, load_landing_files_task, publish_ingest_report, pull_source_table_task
 
 
-class IngestionFailed(RuntimeError):
-    """Some sources could not be loaded; everything else was, and the report names them."""
+class IngestionFailed(Finding):
+    """Landing files were rejected or misplaced; everything else loaded, and the report names them."""
 
 
 @flow(name="ingest", flow_run_name="ingest {as_of}", description=__doc__)
-def ingest(as_of: date | None = None) -> dict:
+def ingest(as_of: date | None = None, force: bool = False):
     """Ingest one business day: source tables in reference order, then landing files, then the report.
 
-    Re-running a day changes nothing; a day's late files are picked up by the next run.
-    Fails (after loading everything else and publishing the report) when a file was rejected.
+    Re-running a day changes nothing; a day's late files are picked up by the next run. Settings,
+    connections and the day guard are checked first (`force` passes the guard, and is logged).
+    A rejected or misplaced file is a finding: after loading everything else and publishing the
+    report, the run ends `Failed` with `IngestionFailed` naming the files (the CLI exits 2).
     """
     as_of = resolve_as_of(as_of)
+    checked = check_preconditions("ingest", as_of, force=force, return_state=True)
+    if checked.is_failed():
+        return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
     migrate_warehouse()
     stages = len(SOURCE_ENTITIES) + len(LANDING_ENTITIES)
     progress = create_progress_artifact(progress=0.0, key="ingest-progress", description=f"Ingestion {as_of}")
@@ -32,16 +39,19 @@ def ingest(as_of: date | None = None) -> dict:
         counts.append(pull_source_table_task(entity.name, as_of))
         update_progress_artifact(progress, progress=100.0 * done / stages)
     found = find_landing_files(as_of)
+    counts.extend(found["misplaced"])
     for done, entity in enumerate(LANDING_ENTITIES, start=len(SOURCE_ENTITIES) + 1):
         if entity.name in found["files"]:
             counts.extend(load_landing_files_task(entity.name, as_of))
         update_progress_artifact(progress, progress=100.0 * done / stages)
-    report = publish_ingest_report(as_of, counts, found["misnamed"])
+    report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:
-        raise IngestionFailed(
-            f"ingestion {as_of}: {len(report['failed_sources'])} source(s) rejected, see the "
-            f"ingest-summary artifact: {', '.join(report['failed_sources'])}"
+        message = (
+            f"ingestion {as_of}: {len(report['failed_sources'])} landing file(s) rejected or misplaced, see the "
+            f"ingest-summary artifact: {', '.join(s.removeprefix('file:') for s in report['failed_sources'])}"
         )
+        # A finding, not a crash: a returned state ends the run without a traceback.
+        return Failed(message=message[:2000], data=IngestionFailed(message))
     return report
 
 

@@ -8,24 +8,32 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.states import Completed
 
+from crm.core.errors import Finding
 from crm.core.gate import read_send_gate
 from crm.core.settings import warehouse_engine
 from flows.ingest import ingest
 from flows.quality import quality
 from flows.reconcile import reconcile
-from tasks.common import resolve_as_of
+from tasks.common import check_preconditions, flow_failure, resolve_as_of
 
 
 @flow(name="nightly", flow_run_name="nightly {as_of}", description=__doc__)
-def nightly(as_of: date | None = None) -> dict:
+def nightly(as_of: date | None = None, force: bool = False):
     """Run ingest, quality and reconcile for `as_of` as subflows and publish the send gate.
 
-    A rejected landing file fails `ingest` but the checks still run (they are what closes the gate);
-    the nightly run then fails too, after the gate is published. A closed gate with clean ingestion
-    completes in a state named `GateClosed`.
+    Settings, connections and the day guard are checked first (`force` passes the guard). A
+    rejected or misplaced landing file fails `ingest` as a finding: the checks still run and close
+    the gate. A closed gate completes in a state named `GateClosed` (the CLI exits 2). If `ingest`
+    fails otherwise (a bug, a server gone), the night stops there with that error: no verdict is
+    recorded, so the gate stays closed.
     """
     as_of = resolve_as_of(as_of)
-    ingested = ingest(as_of=as_of, return_state=True)
+    preconditions = check_preconditions("nightly", as_of, force=force, return_state=True)
+    if preconditions.is_failed():
+        return flow_failure(preconditions)
+    ingested = ingest(as_of=as_of, force=force, return_state=True)
+    if ingested.is_failed() and not isinstance(ingested.result(raise_on_failure=False), Finding):
+        return ingested
     checked = quality(as_of=as_of)
     reconciled = reconcile(as_of=as_of)
     with warehouse_engine().connect() as conn:
@@ -45,10 +53,6 @@ def nightly(as_of: date | None = None) -> dict:
         "send_gate_open": gate.is_open,
         "reasons": gate.reasons,
     }
-    if ingested.is_failed():
-        raise RuntimeError(
-            f"nightly {as_of}: ingest failed ({ingested.message}); send gate {'open' if gate.is_open else 'closed'}"
-        )
     if not gate.is_open:
         get_run_logger().warning("send gate closed for %s: %s", as_of, "; ".join(gate.reasons))
         return Completed(name="GateClosed", message="; ".join(gate.reasons)[:500], data=outcome)

@@ -8,18 +8,21 @@ from datetime import date
 
 from prefect import flow
 
-from tasks.common import migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
 from tasks.quality import check_integration_health, publish_quality_report, save_quality_results, validate_day
 
 
 @flow(name="quality", flow_run_name="quality {as_of}", description=__doc__)
-def quality(as_of: date | None = None) -> dict:
+def quality(as_of: date | None = None):
     """Validate the day's batch with every suite, store one row per expectation, record the verdict.
 
     Failed expectations are findings, not errors: the run completes, and a failed `critical`
     expectation closes the send gate for `as_of` (warnings do not).
     """
     as_of = resolve_as_of(as_of)
+    checked = check_preconditions("quality", as_of, return_state=True)
+    if checked.is_failed():
+        return flow_failure(checked)  # bad settings or an unreachable warehouse: one line, no retries
     migrate_warehouse()
     validation = validate_day(as_of)
     rows = validation["results"]

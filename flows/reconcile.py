@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from crm.reconcile import entities_to_diff, load_reconciliation_config
-from tasks.common import migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
 from tasks.reconcile import compare_figures, diff_ids, publish_reconciliation_report, record_reconciliation_task
 
 
@@ -22,6 +22,9 @@ def reconcile(as_of: date | None = None) -> dict:
     leaves other days alone.
     """
     as_of = resolve_as_of(as_of)
+    checked = check_preconditions("reconcile", as_of, return_state=True)
+    if checked.is_failed():
+        return flow_failure(checked)  # bad settings or an unreachable database: one line, no retries
     config = load_reconciliation_config()
     migrate_warehouse()
     compared = compare_figures(as_of, config)

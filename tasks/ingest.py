@@ -13,17 +13,20 @@ from crm.core.settings import get_settings, source_engine, warehouse_engine
 from crm.core.storage import open_store
 from crm.ingest import (
     COUNT_COLUMNS,
-    SourceCounts,
+    FINDING_STATUSES,
     SourceStatus,
     ingest_summary_markdown,
     ingest_totals,
     known_source_ids,
     list_landing_files,
+    load_ingest_config,
     load_known_ids,
     load_landing_file,
     pull_source_table,
     quarantine_summary,
+    record_misplaced_files,
 )
+from tasks.common import retry_transient
 
 
 @task(
@@ -31,6 +34,7 @@ from crm.ingest import (
     task_run_name="pull {entity_name} from source",
     retries=2,
     retry_delay_seconds=[10, 60],  # a retry resumes from the committed watermark
+    retry_condition_fn=retry_transient,
     tags=["source-db"],
 )
 def pull_source_table_task(entity_name: str, as_of: date) -> dict:
@@ -56,14 +60,29 @@ def pull_source_table_task(entity_name: str, as_of: date) -> dict:
     return counts.as_row()
 
 
-@task(name="find-landing-files", task_run_name="find landing files up to {as_of}")
+@task(
+    name="find-landing-files",
+    task_run_name="find landing files up to {as_of}",
+    retries=2,
+    retry_delay_seconds=[10, 60],  # a misplaced file is on record once per key and size: a retry never doubles
+    retry_condition_fn=retry_transient,
+    tags=["landing"],
+)
 def find_landing_files(as_of: date) -> dict:
-    """Keys of the landing files dated up to `as_of` per entity, and keys that break the naming contract."""
-    files, misnamed = list_landing_files(open_store(get_settings().landing), as_of)
+    """Keys of the landing files dated up to `as_of` per entity; files outside the contract are put on record.
+
+    Returns `files` (keys per entity) and `misplaced` (count rows of the misplaced files this run found).
+    """
+    settings = get_settings()
+    zone = open_store(settings.landing)
+    files, misplaced = list_landing_files(zone, as_of)
+    found = record_misplaced_files(zone, warehouse_engine(settings), misplaced, as_of)
+    for counts in found:
+        get_run_logger().error("%s", counts.error)
     by_entity: dict[str, list[str]] = {}
     for f in files:
         by_entity.setdefault(f.entity.name, []).append(f.key)
-    return {"files": by_entity, "misnamed": misnamed}
+    return {"files": by_entity, "misplaced": [c.as_row() for c in found]}
 
 
 @task(
@@ -71,6 +90,7 @@ def find_landing_files(as_of: date) -> dict:
     task_run_name="load {entity_name} landing files",
     retries=2,
     retry_delay_seconds=[10, 60],  # a file is recorded in the manifest with its rows, so a retry never doubles
+    retry_condition_fn=retry_transient,
     tags=["landing"],
 )
 def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
@@ -84,13 +104,23 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
         in_warehouse = load_known_ids(conn, ENTITIES[entity_name])  # parents were loaded before the files
     source = source_engine(settings)
     known = known_source_ids(source, in_warehouse, as_of)
+    plausible_since = load_ingest_config().plausible_since
     out = []
     for landing_file in (f for f in files if f.entity.name == entity_name):
         counts = load_landing_file(
-            zone, engine, landing_file, as_of, known_ids=known, source_db=source, in_warehouse=in_warehouse
+            zone,
+            engine,
+            landing_file,
+            as_of,
+            known_ids=known,
+            source_db=source,
+            in_warehouse=in_warehouse,
+            plausible_since=plausible_since,
         )
         if counts.status == SourceStatus.FAILED:
             logger.error("%s", counts.error)
+        elif counts.status == SourceStatus.ALREADY_REJECTED:
+            logger.info("%s: rejected by an earlier run, not read again (crm landing retry)", landing_file.key)
         elif counts.status != SourceStatus.ALREADY_LOADED:
             logger.info(
                 "%s: %s, read %d, loaded %d, quarantined %d, duplicate %d",
@@ -106,18 +136,12 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
 
 
 @task(name="publish-ingest-report", task_run_name="publish ingest report {as_of}")
-def publish_ingest_report(as_of: date, counts: list[dict], misnamed: list[str]) -> dict:
-    """Publish the day's counts and quarantine reasons as Prefect artifacts; return the totals."""
-    rows = counts + [
-        SourceCounts(
-            source=f"file:{key}",
-            entity="?",
-            status=SourceStatus.FAILED,
-            error=f"{key}: name breaks the landing-file contract",
-        ).as_row()
-        for key in misnamed
-    ]
-    table = pd.DataFrame(rows, columns=COUNT_COLUMNS)
+def publish_ingest_report(as_of: date, counts: list[dict]) -> dict:
+    """Publish the day's counts and quarantine reasons as Prefect artifacts; return the totals.
+
+    `failed_sources` names the files this run rejected or found misplaced (findings: the gate closes).
+    """
+    table = pd.DataFrame(counts, columns=COUNT_COLUMNS)
     shown = table[table["status"] != SourceStatus.ALREADY_LOADED]
     create_table_artifact(
         key="ingest-counts",
@@ -128,5 +152,5 @@ def publish_ingest_report(as_of: date, counts: list[dict], misnamed: list[str]) 
         reasons = quarantine_summary(conn, as_of)
     markdown = ingest_summary_markdown(as_of, table, reasons)
     create_markdown_artifact(key="ingest-summary", markdown=markdown, description=f"Ingestion summary {as_of}")
-    failed = table[table["status"] == SourceStatus.FAILED]
+    failed = table[table["status"].isin(FINDING_STATUSES)]
     return {**ingest_totals(table), "failed_sources": failed["source"].tolist()}

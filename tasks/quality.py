@@ -28,6 +28,7 @@ from crm.quality import (
     validate_suites,
     volume_bands,
 )
+from tasks.common import retry_transient
 
 
 def artifact_key(suite: str) -> str:
@@ -74,7 +75,13 @@ def validate_day(as_of: date) -> dict:
     return {"results": rows, "data_docs": docs}
 
 
-@task(name="save-quality-results", task_run_name="save quality results {as_of}", retries=2, retry_delay_seconds=[5, 30])
+@task(
+    name="save-quality-results",
+    task_run_name="save quality results {as_of}",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_transient,
+)
 def save_quality_results(as_of: date, rows: list[dict]) -> dict:
     """Replace the day's `quality_results` and record the gate verdict, in one transaction."""
     verdict = quality_verdict(rows, as_of)

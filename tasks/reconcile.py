@@ -24,9 +24,16 @@ from crm.reconcile import (
     trend_markdown,
     verdict_summary,
 )
+from tasks.common import retry_transient
 
 # Reads only (the source is never written): safe to retry. NO_CACHE: a new run must re-read both sides.
-_READ = {"retries": 2, "retry_delay_seconds": [10, 60], "cache_policy": NO_CACHE, "tags": ["source-db"]}
+_READ = {
+    "retries": 2,
+    "retry_delay_seconds": [10, 60],
+    "retry_condition_fn": retry_transient,
+    "cache_policy": NO_CACHE,
+    "tags": ["source-db"],
+}
 
 
 @task(name="compare-figures", task_run_name="compare figures {as_of}", **_READ)
@@ -78,6 +85,7 @@ def diff_ids(entity_name: str, as_of: date, config: ReconciliationConfig) -> dic
     task_run_name="record reconciliation {as_of}",
     retries=1,
     retry_delay_seconds=10,
+    retry_condition_fn=retry_transient,
     cache_policy=NO_CACHE,
 )
 def record_reconciliation_task(

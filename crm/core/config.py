@@ -13,12 +13,14 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from crm.core.errors import OperatorError
+
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 Model = TypeVar("Model", bound=BaseModel)
 
 
-class ConfigError(ValueError):
-    """A configuration file that does not match its model."""
+class ConfigError(OperatorError):
+    """A configuration file that does not match its model (exit 3, one line naming the file and the field)."""
 
 
 def config_dir() -> Path:
@@ -28,11 +30,32 @@ def config_dir() -> Path:
 
 def load_config(name: str, model: type[Model]) -> Model:
     """Load `config/<name>.yaml` into `model` (defaults when the file is absent)."""
-    path = config_dir() / f"{name}.yaml"
+    folder = config_dir()
+    if not folder.is_dir():  # a mistyped CRM_CONFIG_DIR must not silently mean "defaults"
+        raise ConfigError(f"CRM_CONFIG_DIR: the folder {folder} does not exist; check the path")
+    path = folder / f"{name}.yaml"
     if not path.exists():
         return model()
     try:
         data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or exc})") from exc
+    try:
         return model.model_validate(data)
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_field_errors(exc)}") from exc
+
+
+def _field_errors(exc: ValidationError) -> str:
+    """`field.path: message (got value)` for each error, on one line."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        got = (
+            f" (got {error['input']!r})" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
+        )
+        parts.append(f"{field}: {message}{got}")
+    return "; ".join(parts)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from crm.core.errors import OperatorError
+
 
 def business_day_before(scheduled_start: datetime, timezone: str) -> date:
     """The business day a scheduled run works on: the day before its scheduled start, in `timezone`."""
@@ -24,5 +26,5 @@ def start_of(as_of: date) -> datetime:
 def days_between(start: date, end: date) -> list[date]:
     """Every day from `start` to `end`, both included."""
     if end < start:
-        raise ValueError(f"end {end} is before start {start}")
+        raise OperatorError(f"the range ends ({end}) before it starts ({start}); check --start and --end")
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]

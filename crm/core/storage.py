@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from crm.core.errors import InfrastructureError, OperatorError, infrastructure_failure, reason
+
 
 class ObjectStore(Protocol):
     """What ingestion, reports and the simulator need from a folder of files."""
@@ -23,6 +25,9 @@ class ObjectStore(Protocol):
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Create or replace a file."""
+
+    def check_reachable(self, variable: str) -> None:
+        """Raise `OperatorError` (folder missing) or `InfrastructureError` (bucket unreachable); cheap."""
 
 
 class LocalStore:
@@ -40,6 +45,12 @@ class LocalStore:
 
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
+
+    def check_reachable(self, variable: str) -> None:
+        if not self.root.is_dir():
+            raise OperatorError(
+                f"{variable}: the folder {self.root} does not exist; check the path (it is not created)"
+            )
 
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self.root / key
@@ -75,6 +86,17 @@ class S3Store:
 
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+
+    def check_reachable(self, variable: str) -> None:
+        try:
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._full(""), MaxKeys=1)
+        except Exception as exc:
+            if infrastructure_failure(exc) is None:
+                raise
+            raise InfrastructureError(
+                f"cannot reach the bucket {self.url} ({reason(exc)}); "
+                f"check {variable}, AWS_ENDPOINT_URL and the AWS credentials"
+            ) from exc
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)

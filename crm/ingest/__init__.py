@@ -1,31 +1,46 @@
 """Ingestion: watermark pulls of the source database and loads of landing files into `stg_*` tables."""
 
+from crm.ingest.config import IngestConfig, load_ingest_config
 from crm.ingest.contract_docs import landing_contract_markdown
-from crm.ingest.counts import COUNT_COLUMNS, FileStatus, SourceCounts, SourceStatus
+from crm.ingest.counts import COUNT_COLUMNS, FINDING_STATUSES, FileStatus, SourceCounts, SourceStatus
+from crm.ingest.dayguard import day_guard_refusal
 from crm.ingest.history import record_versions, rows_as_of, versions_changed_on
 from crm.ingest.io import (
+    DayRefused,
+    check_business_day,
     known_source_ids,
     load_known_ids,
     load_landing_file,
     pull_ahead_parents,
     pull_source_table,
     quarantine_summary,
+    read_day_bounds,
     read_watermark,
+    record_misplaced_files,
+    request_retry,
 )
-from crm.ingest.landing import LandingFile, landing_file_key, list_landing_files
-from crm.ingest.parsing import MalformedFileError, file_checksum, parse_landing_file
+from crm.ingest.landing import LandingFile, MisplacedFile, classify_landing_key, landing_file_key, list_landing_files
+from crm.ingest.parsing import MalformedFileError, ParsedFile, file_checksum, parse_landing_file
 from crm.ingest.reports import ingest_summary_markdown, ingest_totals
 from crm.ingest.validation import MissingColumnsError, ValidationResult, validate_frame
 
 __all__ = [
     "COUNT_COLUMNS",
+    "FINDING_STATUSES",
+    "DayRefused",
     "FileStatus",
+    "IngestConfig",
     "LandingFile",
     "MalformedFileError",
+    "MisplacedFile",
     "MissingColumnsError",
+    "ParsedFile",
     "SourceCounts",
     "SourceStatus",
     "ValidationResult",
+    "check_business_day",
+    "classify_landing_key",
+    "day_guard_refusal",
     "file_checksum",
     "ingest_summary_markdown",
     "ingest_totals",
@@ -33,14 +48,18 @@ __all__ = [
     "landing_contract_markdown",
     "landing_file_key",
     "list_landing_files",
+    "load_ingest_config",
     "load_known_ids",
     "load_landing_file",
     "parse_landing_file",
     "pull_ahead_parents",
     "pull_source_table",
     "quarantine_summary",
+    "read_day_bounds",
     "read_watermark",
+    "record_misplaced_files",
     "record_versions",
+    "request_retry",
     "rows_as_of",
     "validate_frame",
     "versions_changed_on",

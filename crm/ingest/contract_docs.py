@@ -25,13 +25,30 @@ must follow.
 
 ## Files
 - **Path**: `<entity>/<stem>_<YYYY-MM-DD>.<format>` or the same with `.gz` (gzip), relative to
-  the landing root. The date is the **business day** the file reports; the stem names the
-  producer (for message events: the provider, e.g. `sms-gateway`). A file whose name breaks this
-  pattern is reported as failed and never loaded silently.
+  the landing root, directly in the entity's folder. The date is the **business day** the file
+  reports; the stem names the producer (for message events: the provider, e.g. `sms-gateway`),
+  in lowercase letters, digits, `-` and `_`. The path is at most 500 characters.
+- **Every file under the landing root is accounted for**: loaded, rejected, or *misplaced*.
+  A file at the root, in an unknown or nested folder, misnamed, with the other entity's format
+  or an impossible date is recorded in `landing_files` with status `misplaced` and the reason,
+  by the run that first sees it, and closes that day's send gate; it is never loaded. A file
+  (misplaced or not) dated after the run's day is not due yet and waits. Files ending in
+  `.part` are being written and are skipped.
 - **Encoding**: UTF-8 (a BOM is accepted). Lines end with `\\n` (or `\\r\\n`).
 - **CSV**: comma-separated, first line a header with the column names below (any order; extra
-  columns are ignored), fields quoted with `"` when they contain commas or quotes.
-- **JSON lines**: one JSON object per line with the keys below; numbers may be JSON numbers or strings.
+  columns are ignored; a name may not repeat), fields quoted with `"` when they contain commas,
+  quotes or line breaks. A field may be of any length (an over-long value quarantines its row).
+- **JSON lines**: one JSON object per line with the keys below; lines end with `\\n` only, so
+  U+2028, U+0085 and other Unicode separators are ordinary characters inside strings. An
+  optional key may be absent (it is null). Types are checked strictly:
+  - *integer*: a JSON integer (exact at any size up to 64 bits; never through a float) or a
+    string of decimal digits with an optional leading `-`; `true`, `10.0`, `1e1` and `"+10"`
+    are not integers;
+  - *text*: a JSON string, or a JSON integer (written as its digits); a float, boolean, object
+    or array is not text;
+  - *timestamp* and *date*: an ISO 8601 string;
+  - `NaN`, `Infinity`, strings holding `\\u0000` or an unpaired surrogate (`\\ud800`) make the
+    line unreadable (`malformed_row`): no database can store them.
 - **Writing**: write to a temporary name ending in `.part` and rename, or upload in one PUT to
   S3, so that a half-written file is never read.
 - **Delivery**: a file is loaded once. Re-sending the same bytes is a no-op; re-sending a
@@ -41,21 +58,39 @@ must follow.
 
 ## What happens to a bad row
 Each row is checked against the rules below. A row that breaks one is **quarantined** (table
-`quarantined_rows`: file, 1-based data-row number, rule, readable reason, the row as received);
-the good rows of the same file still load. A row whose key repeats an earlier row is counted as
-a duplicate. A file that cannot be read at all (not UTF-8, binary, no header, a required column
-missing, no JSON line) fails by name and does not stop the other files.
+`quarantined_rows`: file, 1-based data-row number (CSV: the record after the header; JSON
+lines: the line), rule, readable reason, the row as received, cut at 65,536 characters); the
+good rows of the same file still load. A key longer than `quarantined_rows.record_key` (256) is
+stored cut, ending in `…(truncated)`. A row whose key repeats an earlier row is counted as a
+duplicate.
 
 | rule | meaning |
 |---|---|
-| `malformed_row` | a CSV row with the wrong number of fields, or a line that is not a JSON object |
+| `malformed_row` | a CSV row with the wrong number of fields, or a line that is not a JSON object (or holds `NaN`, a NUL or an unpaired surrogate) |
 | `required` | a required column is empty |
-| `type` | a value does not parse as its type |
+| `type` | a value does not parse as its type, or a JSON value of the wrong JSON type |
+| `plausible_date` | a timestamp before `plausible_since` (1970-01-01, `config/ingest.yaml`) |
 | `allowed_values` | a value outside the listed values |
 | `non_negative` | a negative amount |
 | `max_length` | text longer than allowed |
 | `not_in_future` | the event time lies after the business day being loaded |
 | `known_reference` | the id it references (e.g. `customer_id`) is not in the warehouse |
+
+## What happens to a bad file
+A file that cannot be read at all (not gzip though named `.gz`, not UTF-8, binary, no header, a
+repeated header name, a required column missing, no line that is a JSON object) is **rejected**
+by name with the reason: status `failed` in `landing_files`. It never stops the other files or
+later runs, and it closes the day's send gate (`crm run ingest` exits 2). Its bytes are not
+read again by later runs (they count it as `already_rejected`): deliver a fixed file under a new
+name, or fix it in place (new bytes are a new file), or run `crm landing retry <file>` to have
+the next ingest read it again.
+
+| `landing_files.status` | meaning |
+|---|---|
+| `loaded` | its rows were loaded (bad rows quarantined) |
+| `failed` | rejected whole; `error` says why; not read again until `crm landing retry` |
+| `misplaced` | outside the naming contract; `error` says why; reported once |
+| `retry` | an operator asked for it to be read again by the next ingest |
 """
 
 

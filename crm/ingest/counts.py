@@ -12,15 +12,23 @@ class SourceStatus(StrEnum):
     LOADED = "loaded"
     ALREADY_LOADED = "already_loaded"
     CHANGED = "changed"
-    FAILED = "failed"
+    FAILED = "failed"  # a file rejected whole by this run
+    ALREADY_REJECTED = "already_rejected"  # rejected by an earlier run: not read again until `crm landing retry`
+    MISPLACED = "misplaced"  # a file this run found outside the naming contract
     UP_TO_DATE = "up_to_date"
+
+
+# Outcomes that are findings of the run: the file's rows are missing and the send gate closes.
+FINDING_STATUSES = (SourceStatus.FAILED, SourceStatus.MISPLACED)
 
 
 class FileStatus(StrEnum):
     """A landing file's state in the manifest (`landing_files.status`)."""
 
     LOADED = "loaded"
-    FAILED = "failed"
+    FAILED = "failed"  # rejected whole (reason in `error`); not retried for the same bytes
+    MISPLACED = "misplaced"  # outside the naming contract (reason in `error`); reported once
+    RETRY = "retry"  # an operator asked (`crm landing retry`) to read it again on the next run
 
 
 COUNT_COLUMNS = [

@@ -7,6 +7,7 @@ manifest entry, so a crash never loses or doubles a row and a re-run resumes whe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -14,18 +15,26 @@ from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Select, select
+from sqlalchemy import Connection, Engine, Select, inspect, select, update
+from sqlalchemy.exc import DataError
 
-from crm.core.contracts import ENTITIES, Entity
+from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Entity
 from crm.core.dates import end_of
 from crm.core.db import keyset_pages, last_key, upsert, write_frame
+from crm.core.errors import OperatorError, one_line
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
+from crm.ingest.dayguard import day_guard_refusal
 from crm.ingest.history import record_versions
-from crm.ingest.landing import LandingFile
+from crm.ingest.landing import MAX_KEY_CHARS, LandingFile, MisplacedFile
 from crm.ingest.parsing import MalformedFileError, file_checksum, parse_landing_file
-from crm.ingest.validation import MissingColumnsError, ValidationResult, validate_frame
+from crm.ingest.validation import (
+    DEFAULT_PLAUSIBLE_SINCE,
+    MissingColumnsError,
+    ValidationResult,
+    validate_frame,
+)
 from models import source as source_model
 from models.ingest import ingest_batches, ingest_watermarks, landing_files, quarantined_rows, staging
 
@@ -61,6 +70,9 @@ def _record_batch(
     if len(result.rejected):
         rejected = result.rejected.assign(as_of=pd.Timestamp(as_of), source=source, entity=entity.name)
         rejected["row_number"] = rejected["row_number"].astype("Int64")
+        rejected["record_key"] = fit_text(rejected["record_key"], quarantined_rows.c.record_key.type.length)
+        for column in ("reason", "record"):
+            rejected[column] = storable_text(rejected[column])
         write_frame(conn, quarantined_rows, rejected, on_conflict="error")
     upsert(
         conn,
@@ -79,6 +91,30 @@ def _record_batch(
         increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"),
     )
     return loaded, duplicates
+
+
+TRUNCATED = "…(truncated)"
+
+
+def fit_text(values: pd.Series, limit: int) -> pd.Series:
+    """Text cut to `limit` characters with a marker (a key longer than its column, on every engine)."""
+    values = storable_text(values)
+    long = values.str.len().fillna(0).to_numpy() > limit
+    if not long.any():
+        return values
+    out = values.copy()
+    out[long] = values[long].str.slice(0, limit - len(TRUNCATED)) + TRUNCATED
+    return out
+
+
+def storable_text(values: pd.Series) -> pd.Series:
+    """Text any database stores: a NUL (PostgreSQL refuses it) written as `\\u0000`."""
+    text = values.astype(object)
+    has_nul = text.map(lambda v: isinstance(v, str) and "\x00" in v).to_numpy(bool)
+    if has_nul.any():
+        text = text.copy()
+        text[has_nul] = text[has_nul].str.replace("\x00", "\\u0000", regex=False)
+    return text
 
 
 def read_watermark(conn: Connection, entity: Entity) -> tuple[datetime, tuple] | None:
@@ -234,9 +270,13 @@ def load_landing_file(
     *,
     source_db: Engine | None = None,
     in_warehouse: dict[str, pd.Index] | None = None,
+    plausible_since: date = DEFAULT_PLAUSIBLE_SINCE,
 ) -> SourceCounts:
-    """Load one landing file once: skip it if its bytes were loaded before, report it if it changed.
+    """Load one landing file once: skip it if its bytes were loaded (or rejected) before, report it if it changed.
 
+    Whatever the bytes, the file ends loaded (bad rows quarantined) or rejected by name with a
+    reason in `landing_files`; it never raises for its content, so it never stops other files.
+    A rejected checksum is not read again until `request_retry` (`crm landing retry`).
     `known_ids` (from `load_known_ids`) saves re-reading the referenced keys for every file of a run.
     With `source_db` and `in_warehouse` (the keys the warehouse holds), `known_ids` may also hold keys
     that exist only in the source: those parents are pulled ahead (`pull_ahead_parents`).
@@ -245,11 +285,12 @@ def load_landing_file(
     source = f"file:{landing_file.key}"
     data = zone.read_bytes(landing_file.key)
     checksum = file_checksum(data)
-    manifest = landing_files
     with warehouse.connect() as conn:
         seen = conn.execute(queries.manifest_entries(landing_file.key)).all()
     if any(row.checksum == checksum and row.status == FileStatus.LOADED for row in seen):
         return SourceCounts(source=source, entity=entity.name, status=SourceStatus.ALREADY_LOADED)
+    if any(row.checksum == checksum and row.status == FileStatus.FAILED for row in seen):
+        return SourceCounts(source=source, entity=entity.name, status=SourceStatus.ALREADY_REJECTED)
     changed = any(row.checksum != checksum and row.status == FileStatus.LOADED for row in seen)
 
     manifest_row = {
@@ -260,28 +301,51 @@ def load_landing_file(
         "size_bytes": len(data),
         "as_of": as_of,
     }
-    try:
-        frame, row_numbers, unreadable = parse_landing_file(data, landing_file)
-        if known_ids is None:
-            with warehouse.connect() as conn:
-                known_ids = load_known_ids(conn, entity)
-        result = validate_frame(frame, entity, as_of=as_of, known_ids=known_ids, row_numbers=row_numbers)
-    except (MalformedFileError, MissingColumnsError) as exc:
-        error = f"{landing_file.key}: {exc}"
+
+    def reject(reason: str) -> SourceCounts:
+        error = f"{landing_file.key}: {reason}"
         log.error("landing file rejected: %s", error)
         with warehouse.begin() as conn:
-            upsert(conn, manifest, [{**manifest_row, "status": FileStatus.FAILED, "error": error}])
+            upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.FAILED, "error": error}])
         return SourceCounts(source=source, entity=entity.name, status=SourceStatus.FAILED, error=error)
 
+    if known_ids is None:
+        with warehouse.connect() as conn:
+            known_ids = load_known_ids(conn, entity)
+    try:
+        parsed = parse_landing_file(data, landing_file)
+        result = validate_frame(
+            parsed.frame,
+            entity,
+            as_of=as_of,
+            known_ids=known_ids,
+            row_numbers=parsed.row_numbers,
+            origin="csv" if entity.file_format == "csv" else "json",
+            plausible_since=plausible_since,
+            received=parsed.received,
+        )
+    except (MalformedFileError, MissingColumnsError) as exc:
+        return reject(str(exc))
+    except Exception as exc:  # a bug on some input: that file is rejected by name, the night goes on
+        log.exception("landing file %s could not be read", landing_file.key)
+        return reject(f"could not be read ({type(exc).__name__}: {one_line(exc, 200)}); a bug, see the run's logs")
+
+    unreadable = parsed.unreadable
     if len(unreadable):
         unreadable = unreadable.assign(record_key=None, rule="malformed_row")
         result.rejected = pd.concat([unreadable[result.rejected.columns], result.rejected], ignore_index=True)
         result.rejected = result.rejected.sort_values("row_number", kind="stable", ignore_index=True)
-    with warehouse.begin() as conn:
-        if source_db is not None and in_warehouse is not None:
-            pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
-        loaded, duplicates = _record_batch(conn, entity, result, source=source, as_of=as_of)
-        upsert(conn, manifest, [{**manifest_row, "status": FileStatus.LOADED, "error": None}])
+    try:
+        with warehouse.begin() as conn:
+            if source_db is not None and in_warehouse is not None:
+                pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
+            loaded, duplicates = _record_batch(conn, entity, result, source=source, as_of=as_of)
+            upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.LOADED, "error": None}])
+    except Exception as exc:
+        if not _is_data_error(exc):
+            raise  # a lost connection is retried by the task; a bug fails loudly
+        log.exception("landing file %s could not be stored", landing_file.key)
+        return reject(f"could not be stored ({one_line(exc, 200)}); a bug, see the run's logs")
     if changed:
         log.warning(
             "landing file %s changed since it was loaded (new checksum %s): loaded its new rows",
@@ -297,6 +361,126 @@ def load_landing_file(
         rows_quarantined=len(result.rejected),
         rows_duplicate=duplicates,
     )
+
+
+def _is_data_error(exc: BaseException) -> bool:
+    """A value the database refused (SQLSTATE class 22, e.g. a string too long): the file's fault, not the server's."""
+    if isinstance(exc, DataError):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return str(sqlstate or "").startswith("22")
+
+
+def stored_key(key: str) -> str:
+    """A landing key as `landing_files.file_key` holds it: valid UTF-8, at most `MAX_KEY_CHARS` (unique)."""
+    text = key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(text) <= MAX_KEY_CHARS:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return f"{text[: MAX_KEY_CHARS - len(digest) - 1]}…{digest}"
+
+
+def record_misplaced_files(
+    zone: ObjectStore, warehouse: Engine, misplaced: list[MisplacedFile], as_of: date
+) -> list[SourceCounts]:
+    """Put files that break the naming contract on record (status `misplaced`) the first time a run sees them."""
+    if not misplaced:
+        return []
+    with warehouse.connect() as conn:
+        on_record = {(row.file_key, row.size_bytes) for row in conn.execute(queries.misplaced_entries())}
+    landing = {e.name for e in LANDING_ENTITIES}
+    out = []
+    for item in misplaced:
+        key = stored_key(item.key)
+        if (key, item.size_bytes) in on_record:
+            continue  # reported by the run that first saw it
+        try:
+            checksum = file_checksum(zone.read_bytes(item.key))
+        except OSError:  # unreadable (permissions): still on record, under a checksum of its name
+            checksum = "unreadable-" + hashlib.sha256(key.encode()).hexdigest()[:53]
+        error = f"{key}: misplaced: {item.reason}"
+        entity = item.folder if item.folder in landing else "unknown"
+        row = {
+            "file_key": key,
+            "checksum": checksum,
+            "entity": entity,
+            "business_date": as_of,
+            "size_bytes": item.size_bytes,
+            "status": FileStatus.MISPLACED,
+            "error": error,
+            "as_of": as_of,
+        }
+        with warehouse.begin() as conn:
+            upsert(conn, landing_files, [row])
+        log.error("landing file misplaced: %s", error)
+        out.append(SourceCounts(source=f"file:{key}", entity=entity, status=SourceStatus.MISPLACED, error=error))
+    return out
+
+
+def request_retry(warehouse: Engine, file_key: str) -> list[dict]:
+    """Clear the rejection of a landing file so the next ingest reads it again; return what was cleared."""
+    with warehouse.begin() as conn:
+        cleared = [dict(row._mapping) for row in conn.execute(queries.rejected_entries(file_key))]
+        if not cleared:
+            raise OperatorError(
+                f"no rejected or misplaced landing file {file_key!r} on record; "
+                "give its path under the landing root as `crm report` or the ingest-summary shows it"
+            )
+        conn.execute(
+            update(landing_files)
+            .where(
+                landing_files.c.file_key == file_key,
+                landing_files.c.status.in_([FileStatus.FAILED, FileStatus.MISPLACED]),
+            )
+            .values(status=FileStatus.RETRY)
+        )
+    return cleared
+
+
+def read_day_bounds(source: Engine, warehouse: Engine) -> tuple[date | None, date | None]:
+    """The day of the source's newest change and the last business day ingested (None when there is none)."""
+    with source.connect() as src:
+        present = set(inspect(src).get_table_names())
+        missing = [e.name for e in SOURCE_ENTITIES if e.name not in present]
+        if missing:
+            raise OperatorError(
+                f"the source database has no table {', '.join(missing)}; check CRM_SOURCE_URL "
+                "(it must be the back end's database, docs/landing-files.md lists its tables)"
+            )
+        newest = [src.execute(queries.newest_change(source_model.tables[e.name], e)).scalar() for e in SOURCE_ENTITIES]
+    newest_day = max((_day(v) for v in newest if v is not None), default=None)
+    with warehouse.connect() as conn:
+        if not inspect(conn).has_table(ingest_batches.name):
+            return newest_day, None  # a fresh warehouse, not migrated yet
+        batches, files = conn.execute(queries.last_ingested_day()).one()
+    last = max((_day(v) for v in (batches, files) if v is not None), default=None)
+    return newest_day, last
+
+
+def _day(value: date | datetime | str) -> date:
+    if isinstance(value, str):  # SQLite aggregates may come back as text
+        return datetime.fromisoformat(value).date()
+    return value.date() if isinstance(value, datetime) else value
+
+
+class DayRefused(OperatorError):
+    """A business day the day guard will not ingest without `force`."""
+
+
+def check_business_day(
+    source: Engine, warehouse: Engine, as_of: date, *, max_gap_days: int, force: bool = False
+) -> str | None:
+    """Refuse (`DayRefused`) a day after the source's data or far beyond the last ingested day, unless `force`.
+
+    Returns the reason it was forced past, or None when the day needed no force.
+    """
+    newest, last = read_day_bounds(source, warehouse)
+    refusal = day_guard_refusal(as_of, newest, last, max_gap_days=max_gap_days)
+    if refusal is None:
+        return None
+    if not force:
+        raise DayRefused(f"refusing to ingest {as_of}: {refusal}; pass --force to ingest it anyway")
+    return refusal
 
 
 def quarantine_summary(conn: Connection, as_of: date) -> pd.DataFrame:

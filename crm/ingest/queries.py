@@ -8,7 +8,8 @@ from sqlalchemy import Select, Table, func, select
 
 from crm.core.contracts import ENTITIES, Entity
 from crm.core.dates import end_of
-from models.ingest import ingest_watermarks, landing_files, quarantined_rows, staging
+from crm.ingest.counts import FileStatus
+from models.ingest import ingest_batches, ingest_watermarks, landing_files, quarantined_rows, staging
 
 
 def watermark(entity: Entity) -> Select:
@@ -30,6 +31,32 @@ def entity_ids(entity_name: str) -> Select:
 def manifest_entries(file_key: str) -> Select:
     """The manifest rows of one landing file: checksum, status."""
     return select(landing_files.c.checksum, landing_files.c.status).where(landing_files.c.file_key == file_key)
+
+
+def misplaced_entries() -> Select:
+    """Misplaced files already on record: file_key, size_bytes."""
+    f = landing_files
+    return select(f.c.file_key, f.c.size_bytes).where(f.c.status == FileStatus.MISPLACED)
+
+
+def rejected_entries(file_key: str) -> Select:
+    """The manifest rows of a file that a run rejected or found misplaced: checksum, status, error, as_of."""
+    f = landing_files
+    return select(f.c.checksum, f.c.status, f.c.error, f.c.as_of).where(
+        f.c.file_key == file_key, f.c.status.in_([FileStatus.FAILED, FileStatus.MISPLACED])
+    )
+
+
+def newest_change(table: Table, entity: Entity) -> Select:
+    """The newest value of a source table's updated column (an indexed max)."""
+    return select(func.max(table.c[entity.updated_column]))
+
+
+def last_ingested_day() -> Select:
+    """The newest business day any run loaded rows or files for (indexed maxima)."""
+    return select(
+        func.max(ingest_batches.c.as_of).label("batches"), select(func.max(landing_files.c.as_of)).scalar_subquery()
+    )
 
 
 def quarantine_by_rule(as_of: date) -> Select:

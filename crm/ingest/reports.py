@@ -8,7 +8,7 @@ import pandas as pd
 
 from crm.core.markdown import markdown_table, num
 from crm.core.privacy import mask_contacts
-from crm.ingest.counts import SourceStatus
+from crm.ingest.counts import FINDING_STATUSES, SourceStatus
 
 TOTALS = ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")
 
@@ -19,9 +19,9 @@ def ingest_totals(table: pd.DataFrame) -> dict[str, int]:
 
 
 def ingest_summary_markdown(as_of: date, table: pd.DataFrame, reasons: pd.DataFrame) -> str:
-    """The run's summary: totals, landing files by outcome, failed files, quarantined rows by rule (masked)."""
+    """The run's summary: totals, landing files by outcome, rejected and misplaced files, quarantine by rule (masked)."""
     totals = ingest_totals(table)
-    failed = table[table["status"] == SourceStatus.FAILED]
+    failed = table[table["status"].isin(FINDING_STATUSES)]
     files = table[table["source"].str.startswith("file:")]
     lines = [
         f"# Ingestion {as_of}",
@@ -30,10 +30,18 @@ def ingest_summary_markdown(as_of: date, table: pd.DataFrame, reasons: pd.DataFr
         f"quarantined: **{totals['rows_quarantined']:,}**, duplicates: **{totals['rows_duplicate']:,}**",
         f"- landing files loaded: {int(files['status'].isin([SourceStatus.LOADED, SourceStatus.CHANGED]).sum())}, "
         f"already loaded before: {int((files['status'] == SourceStatus.ALREADY_LOADED).sum())}, "
-        f"changed since loaded: {int((files['status'] == SourceStatus.CHANGED).sum())}, failed: {len(failed)}",
+        f"changed since loaded: {int((files['status'] == SourceStatus.CHANGED).sum())}, "
+        f"rejected: {int((files['status'] == SourceStatus.FAILED).sum())}, "
+        f"misplaced: {int((files['status'] == SourceStatus.MISPLACED).sum())}, "
+        f"rejected by an earlier run (not read again): {int((files['status'] == SourceStatus.ALREADY_REJECTED).sum())}",
     ]
     if len(failed):
-        lines += ["", "## Failed files", ""] + [f"- {mask_contacts(str(e))}" for e in failed["error"]]
+        lines += ["", "## Rejected and misplaced files", ""]
+        lines += [f"- {mask_contacts(str(e))}" for e in failed["error"]]
+        lines += [
+            "",
+            "Fix the file and deliver it under a new name, or run `crm landing retry <file>` after fixing it.",
+        ]
     if len(reasons):
         shown = [{**r, "example": mask_contacts(str(r["example"]))} for r in reasons.to_dict("records")]
         lines += ["", "## Quarantined rows by rule", ""]

@@ -3,14 +3,20 @@
 Every input row ends in exactly one place: `valid` (typed, one row per key), `rejected`
 (with the first rule it broke and a readable reason) or `duplicates` (its key repeats an
 earlier row of the same batch).
+
+Values are checked by where they come from: typed database columns, CSV text, or JSON values.
+CSV and JSON are strict: an integer is decimal digits with an optional minus (or a JSON
+integer, kept exact beyond 2^53), never `true`, `10.0`, `1e1` or `+10`; text is a JSON string
+(or integer), never an object, array, boolean or float; timestamps are ISO 8601 strings.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +26,25 @@ from crm.core.contracts import Column, Entity, record_keys
 REJECTED_COLUMNS = ["row_number", "record_key", "rule", "reason", "record"]
 _TRUE = {"true", "t", "1", "yes", "y"}
 _FALSE = {"false", "f", "0", "no", "n"}
+ValueOrigin = Literal["database", "csv", "json"]
+# No business in DOMAIN.md predates 1970: an earlier timestamp is a broken export, not history.
+DEFAULT_PLAUSIBLE_SINCE = date(1970, 1, 1)
+RECEIVED_MAX_CHARS = 65_536  # a quarantined row keeps at most this much of what was received
+_INT64 = (-(2**63), 2**63 - 1)
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", list: "array"}
+_JSON_EXPECTED = {
+    "int": "a JSON integer or a string of digits",
+    "money": "a JSON integer or a string of digits",
+    "str": "a JSON string",
+    "timestamp": "an ISO 8601 string",
+    "date": "an ISO 8601 string",
+    "bool": "true or false",
+}
+
+
+def cut_text(text: str) -> str:
+    """`text`, or its first `RECEIVED_MAX_CHARS` characters and a marker."""
+    return text if len(text) <= RECEIVED_MAX_CHARS else text[:RECEIVED_MAX_CHARS] + "…(cut)"
 
 
 class MissingColumnsError(ValueError):
@@ -47,18 +72,25 @@ def validate_frame(
     as_of: date,
     known_ids: Mapping[str, pd.Index] | None = None,
     row_numbers: np.ndarray | None = None,
+    origin: ValueOrigin = "database",
+    plausible_since: date = DEFAULT_PLAUSIBLE_SINCE,
+    received: Sequence[str] | None = None,
 ) -> ValidationResult:
-    """Type and check `raw` (strings from a file or typed values from a database) against `entity`."""
-    missing = [c.name for c in entity.columns if c.name not in raw.columns]
+    """Type and check `raw` (typed database values, CSV strings or JSON values, per `origin`) against `entity`.
+
+    A required column absent from the batch makes it unusable (`MissingColumnsError`); an optional
+    one is null. `received` (JSON lines as they arrived) is what quarantine keeps of a rejected row.
+    """
+    missing = [c.name for c in entity.columns if c.name not in raw.columns and c.required]
     if missing:
-        raise MissingColumnsError(
-            f"missing columns {', '.join(missing)} (found: {', '.join(map(str, raw.columns)) or 'none'})"
-        )
+        found = ", ".join(cut_text(str(c))[:64] for c in raw.columns[:50])
+        raise MissingColumnsError(f"missing columns {', '.join(missing)} (found: {found or 'none'})")
     raw = raw.reset_index(drop=True)
     checker = _Checker(len(raw))
     typed: dict[str, pd.Series] = {}
     for column in entity.columns:
-        typed[column.name] = _check_column(checker, raw[column.name], column)
+        values = raw[column.name] if column.name in raw.columns else pd.Series(None, index=raw.index, dtype=object)
+        typed[column.name] = _check_column(checker, values, column, origin, plausible_since)
 
     if entity.event_time_column:
         when = typed[entity.event_time_column]
@@ -95,7 +127,11 @@ def validate_frame(
             "record_key": record_keys(raw.iloc[rejected_idx], entity.key),
             "rule": checker.rule[rejected_idx],
             "reason": checker.reason[rejected_idx],
-            "record": _records_json(raw.iloc[rejected_idx]),
+            "record": (
+                [cut_text(received[i]) for i in rejected_idx]
+                if received is not None
+                else _records_json(raw.iloc[rejected_idx])
+            ),
         },
         columns=REJECTED_COLUMNS,
     )
@@ -132,21 +168,49 @@ def _is_blank(series: pd.Series) -> pd.Series:
     return blank
 
 
-def _check_column(checker: _Checker, series: pd.Series, column: Column) -> pd.Series:
+def _check_column(
+    checker: _Checker, series: pd.Series, column: Column, origin: ValueOrigin, plausible_since: date
+) -> pd.Series:
     blank = _is_blank(series)
     if column.required:
         checker.fail(blank.to_numpy(bool), "required", f"{column.name} is required but empty")
-    value, unparsable = _parse(series.where(~blank), column)
 
     def shown(idx: np.ndarray) -> pd.Series:  # only for the few rows that fail
         return series.iloc[idx].astype("string").str.slice(0, 40)
 
+    text = series
+    if origin == "json":
+        text, wrong = _json_as_text(series, column)
+        checker.fail(
+            wrong & ~blank.to_numpy(bool),
+            "type",
+            lambda idx: pd.Series(
+                [
+                    f"{column.name} must be {_JSON_EXPECTED[column.kind]}, not a JSON {_json_type(v)}: "
+                    f"{json.dumps(v, default=str)[:40]}"
+                    for v in series.iloc[idx]
+                ],
+                dtype=object,
+            ),
+        )
+    present_text = text.where(~blank)
+    if origin == "database":
+        value, unparsable = _parse(present_text, column)
+    else:
+        value, unparsable = _parse_text(present_text, column)
     checker.fail(
         unparsable.to_numpy(bool),
         "type",
         lambda idx: f"{column.name} '" + shown(idx) + f"' is not a valid {column.kind}",
     )
     present = value.notna()
+    if column.kind == "timestamp":
+        floor = pd.Timestamp(plausible_since)
+        checker.fail(
+            (present & (value < floor)).fillna(False).to_numpy(bool),
+            "plausible_date",
+            lambda idx: f"{column.name} " + value.iloc[idx].astype(str) + f" is before {plausible_since} (implausible)",
+        )
     if column.allowed:
         outside = (present & ~value.isin(column.allowed)).to_numpy(bool)
         checker.fail(
@@ -167,6 +231,63 @@ def _check_column(checker: _Checker, series: pd.Series, column: Column) -> pd.Se
             f"{column.name} is longer than {column.max_length} characters",
         )
     return value
+
+
+def _json_type(value: object) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _json_as_text(series: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
+    """JSON values as the text the CSV rules parse, and a mask of values of the wrong JSON type.
+
+    Strings pass as they are; integers (exact Python ints) as their digits, for integer and text
+    columns; booleans only for boolean columns. Floats, objects and arrays are never accepted.
+    """
+    numeric_ok = column.kind in ("int", "money", "str")
+    inferred = pd.api.types.infer_dtype(series, skipna=True)
+    if inferred in ("string", "empty"):  # the common case, checked in C
+        return series, np.zeros(len(series), dtype=bool)
+    if inferred == "integer" and numeric_ok:
+        return series.map(lambda v: None if v is None else str(v), na_action="ignore"), np.zeros(len(series), bool)
+    values = series.to_numpy(object)
+    out = np.full(len(values), None, dtype=object)
+    wrong = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values):
+        kind = type(v)
+        if v is None or kind is str:
+            out[i] = v
+        elif kind is int and numeric_ok:
+            out[i] = str(v)
+        elif kind is bool and column.kind == "bool":
+            out[i] = "true" if v else "false"
+        else:
+            wrong[i] = True
+    return pd.Series(out, index=series.index, dtype=object), wrong
+
+
+def _parse_text(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
+    """Typed values of text (CSV fields, JSON strings) and a mask of present values that are not valid."""
+    present = series.notna()
+    if column.kind in ("int", "money"):
+        text = series.astype("string[pyarrow]").str.strip()
+        numbers = np.zeros(len(text), dtype=np.int64)
+        missing = np.ones(len(text), dtype=bool)
+        # Numpy arrays, not a masked Series assignment: pandas routes that through float64 (2^53).
+        short = text.str.fullmatch(r"-?[0-9]{1,18}").fillna(False).to_numpy(bool)  # fits int64, cast in C
+        if short.any():
+            numbers[short] = text[short].astype("int64").to_numpy()
+            missing[short] = False
+        long = text.str.fullmatch(r"-?[0-9]{19,}").fillna(False).to_numpy(bool)
+        for position in np.flatnonzero(long):  # rare: exact Python ints, kept if they fit BIGINT
+            number = int(text.iloc[position])
+            if _INT64[0] <= number <= _INT64[1]:
+                numbers[position], missing[position] = number, False
+        value = pd.Series(pd.arrays.IntegerArray(numbers, missing), index=series.index)
+        return value, present & value.isna()
+    if column.kind in ("timestamp", "date", "bool"):
+        return _parse(series, column)
+    value = series.astype("string").str.strip()
+    return value.astype(object).where(value.notna(), None), pd.Series(False, index=series.index)
 
 
 def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
@@ -203,4 +324,4 @@ def _records_json(rows: pd.DataFrame) -> list[str]:
     if rows.empty:
         return []
     cleaned = rows.astype(object).where(rows.notna(), None)
-    return [json.dumps(r, default=str, ensure_ascii=False) for r in cleaned.to_dict("records")]
+    return [cut_text(json.dumps(r, default=str, ensure_ascii=False)) for r in cleaned.to_dict("records")]

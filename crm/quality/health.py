@@ -42,7 +42,7 @@ class HealthInputs:
     """What integration health is computed from (all for one business day)."""
 
     batches: pd.DataFrame  # ingest_batches rows of the day
-    failed_files: pd.DataFrame  # landing_files rows of the day with status failed (file_key, error)
+    failed_files: pd.DataFrame  # landing_files rows of the day rejected or misplaced (file_key, error)
     reasons: pd.DataFrame  # quarantine by source and rule: source, rule, rows, example
     recent: pd.DataFrame  # sources that delivered rows on recent days: as_of, source
 
@@ -75,7 +75,7 @@ def classify_integrations(inputs: HealthInputs, thresholds: HealthThresholds) ->
 
         notes: list[str] = []
         for error in files_failed["error"].head(thresholds.top_reasons):
-            notes.append(f"file could not be read: {mask_value(error)}")
+            notes.append(f"file rejected or misplaced: {mask_value(error)}")
         top = (
             reasons[reasons["integration"] == name]
             .groupby("rule", as_index=False)

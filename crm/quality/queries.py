@@ -25,9 +25,9 @@ def day_batches(as_of: date) -> Select:
 
 
 def failed_files(as_of: date) -> Select:
-    """Landing files a run of `as_of` rejected: file_key, error."""
+    """Landing files a run of `as_of` rejected or found misplaced: file_key, error."""
     f = landing_files
-    return select(f.c.file_key, f.c.error).where(f.c.as_of == as_of, f.c.status == "failed")
+    return select(f.c.file_key, f.c.error).where(f.c.as_of == as_of, f.c.status.in_(("failed", "misplaced")))
 
 
 def recent_deliveries(as_of: date, days: int) -> Select:

@@ -105,7 +105,7 @@ def integration_health_markdown(health: pd.DataFrame, as_of: date) -> str:
     )
     lines += [
         "",
-        "Status: **many errors** when a file could not be read or more than the configured share of rows was "
+        "Status: **many errors** when a file was rejected or misplaced or more than the configured share of rows was "
         "quarantined; **problems** above a smaller share or when a daily feed sent nothing. "
         "Every quarantined row is in `quarantined_rows` with its rule and reason.",
     ]

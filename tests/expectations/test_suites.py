@@ -251,6 +251,27 @@ def test_a_failed_landing_file_is_critical_with_its_error(good_warehouse):
     )
 
 
+def test_a_misplaced_landing_file_closes_the_gate_like_a_rejected_one(good_warehouse):
+    good_warehouse.write(
+        "landing_files",
+        [
+            {
+                "file_key": "app_event/app_events_2026-01-05.csv",
+                "checksum": "cd" * 32,
+                "entity": "unknown",
+                "business_date": AS_OF,
+                "size_bytes": 10,
+                "status": "misplaced",
+                "error": "app_event/app_events_2026-01-05.csv: misplaced: unknown entity folder 'app_event'",
+                "as_of": AS_OF,
+            }
+        ],
+    )
+    problem = failed(run(good_warehouse, "ingestion"))["failed_files"]
+    assert problem["severity"] == "critical"
+    assert "unknown entity folder" in problem["unexpected_examples"]
+
+
 def test_duplicates_above_the_threshold_are_a_warning(good_warehouse):
     good_warehouse.execute("UPDATE ingest_batches SET rows_read = 100, rows_duplicate = 5 WHERE source = 'db:payments'")
     problems = failed(run(good_warehouse, "ingestion"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from crm.core.contracts import ENTITIES, SOURCE_ENTITIES
 from crm.core.settings import make_engine
@@ -174,3 +174,63 @@ def assert_same_warehouse(left: dict, right: dict) -> None:
     assert left.keys() == right.keys()
     for name in left:
         assert_same_rows(left[name], right[name], name)
+
+
+# --------------------------------------------------------------------------- issue 8: findings, retries, the day guard
+
+
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_a_rejected_file_exits_2_is_reported_once_and_read_again_on_request(sqlite_backend):
+    summary = simulate_company(
+        sqlite_backend.source_url,
+        sqlite_backend.landing_url,
+        customers=120,
+        days=3,
+        faults=FaultConfig(rate=0.0, malformed_file=True),
+    )
+    day = summary.last_day.isoformat()
+    key = f"app_events/app_events_{day}.csv"
+
+    first = cli("run", "ingest", "--as-of", day)
+    assert first.exit_code == 2, first.output  # a finding, not a crash (1)
+    assert "Traceback" not in first.output
+    assert f"1 landing file(s) rejected or misplaced, see the ingest-summary artifact: {key}" in first.output
+
+    again = cli("run", "ingest", "--as-of", day)
+    assert again.exit_code == 0, again.output  # reported on the day it was found, not every night
+    manifest = warehouse_snapshot(sqlite_backend.warehouse_url)["landing_files"].set_index("file_key")
+    assert manifest.loc[key, "status"] == "failed"
+
+    retry = cli("landing", "retry", f"file:{key}")
+    assert retry.exit_code == 0 and "the next ingest reads it again" in retry.output
+    assert cli("run", "ingest", "--as-of", day).exit_code == 2  # read again: still broken
+
+
+def test_the_day_guard_refuses_the_future_and_long_gaps_unless_forced(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=100, days=10)
+    first, last = summary.last_day - timedelta(days=9), summary.last_day
+
+    refused = cli("run", "ingest", "--as-of", "2030-01-01")
+    assert refused.exit_code == 3
+    assert refused.output.strip() == (
+        f"error: refusing to ingest 2030-01-01: 2030-01-01 is in the future of the source's data "
+        f"(its newest change is on {last}); check --as-of; pass --force to ingest it anyway"
+    )
+    # A deployment run has no CLI in front: the flow refuses by itself, before loading anything.
+    state = ingest(as_of=last + timedelta(days=2), return_state=True)
+    assert state.is_failed() and "is in the future of the source's data" in state.message
+    with make_engine(sqlite_backend.warehouse_url).connect() as conn:  # refused before even migrating
+        assert not inspect(conn).has_table("ingest_batches")  # nothing stamped with a day that has not come
+
+    ingest(as_of=first)
+    gap = ingest(as_of=first + timedelta(days=8), return_state=True)
+    assert gap.is_failed() and f"8 days after the last ingested day {first}" in gap.message
+    forced = ingest(as_of=first + timedelta(days=8), force=True)
+    assert forced["rows_loaded"] > 0

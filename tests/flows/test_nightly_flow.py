@@ -11,6 +11,7 @@ from crm.simulator import FaultConfig
 from flows.backfill import backfill
 from flows.ingest import ingest
 from flows.nightly import nightly
+from models.gate import day_verdicts
 from models.ingest import ingest_batches
 from tests.flows.conftest import simulate_company
 
@@ -32,7 +33,7 @@ def test_lost_loan_statuses_close_the_gate_of_the_night(sqlite_backend):
     summary = simulate_company(
         sqlite_backend.source_url, sqlite_backend.landing_url, customers=300, days=15, faults=faults
     )
-    state = nightly(as_of=summary.last_day, return_state=True)
+    state = nightly(as_of=summary.last_day, force=True, return_state=True)  # 15 days after the last ingest
     assert state.name == "GateClosed"
     result = state.result()
     assert not result["send_gate_open"]
@@ -66,3 +67,24 @@ def test_the_demo_runs_the_nightly_chain_on_the_embedded_default(tmp_path, monke
     last_day = result.output.split("nightly ")[1].split(":")[0]
     report = CliRunner().invoke(app, ["report", "--as-of", last_day])
     assert report.exit_code == 0 and "db:payments" in report.output and f"send gate {last_day}: OPEN" in report.output
+
+
+def test_misplaced_files_close_the_gate_and_the_night_exits_2(sqlite_backend):
+    # Issue 8: a misnamed file made `nightly` exit 1 while both verdicts said fit.
+    from typer.testing import CliRunner
+
+    from cli import app
+    from crm.core.storage import open_store
+
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4)
+    zone = open_store(sqlite_backend.landing_url)
+    day = summary.last_day.isoformat()
+    zone.write_bytes("app_events/events-final(2).csv", b"event_id\n")
+    zone.write_bytes(f"app_event/app_events_{day}.csv", b"event_id\n")
+
+    result = CliRunner().invoke(app, ["run", "nightly", "--as-of", day])
+    assert result.exit_code == 2, result.output
+    assert "send gate closed" in result.output and "failed_files" in result.output
+    with make_engine(sqlite_backend.warehouse_url).connect() as conn:
+        verdicts = dict(conn.execute(select(day_verdicts.c.check_name, day_verdicts.c.fit_for_sending)).all())
+    assert verdicts == {"quality": False, "reconciliation": True}

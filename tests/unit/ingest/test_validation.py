@@ -145,3 +145,127 @@ def test_booleans_parse_from_text():
     result = validate_frame(frame, CUSTOMER_CONTACTS, as_of=AS_OF, known_ids=KNOWN)
     assert result.valid.is_consented.tolist() == [True, False]
     assert result.rejected.rule.tolist() == ["type"]
+
+
+# --------------------------------------------------------------------------- strict types (issue 8)
+
+
+def message_events(value_column: str, value, **extra) -> pd.DataFrame:
+    """Two JSON-line records: a good one, then one whose `value_column` holds `value`."""
+    row = {
+        "event_id": "m0",
+        "message_id": "x",
+        "customer_id": 1,
+        "channel": "sms",
+        "event_type": "sent",
+        "occurred_at": "2026-01-10T01:00:00",
+        "campaign_id": "c",
+        "provider": "sms-gateway",
+    }
+    frame = pd.DataFrame([row, {**row, "event_id": "m1", value_column: value, **extra}], dtype=object)
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "rule"),
+    [
+        ("customer_id", True, "type"),  # a boolean is not an integer (it used to become customer 1)
+        ("customer_id", 10.0, "type"),
+        ("customer_id", 1e1, "type"),
+        ("customer_id", "+10", "type"),
+        ("customer_id", "10.0", "type"),
+        ("customer_id", "1e1", "type"),
+        ("customer_id", [1], "type"),
+        ("customer_id", "9" * 20, "type"),  # beyond BIGINT
+        ("provider", {"a": 1}, "type"),  # an object is not text (it used to be stored as its repr)
+        ("provider", ["a"], "type"),
+        ("provider", 1.5, "type"),
+        ("campaign_id", True, "type"),  # it used to become "True"
+        ("occurred_at", 1767225600, "type"),  # epoch seconds are not ISO 8601
+        ("occurred_at", "1900-01-01T00:00:00", "plausible_date"),
+        ("occurred_at", "1969-12-31T23:59:59", "plausible_date"),
+        ("message_id", "e" * 65, "max_length"),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_quarantined_under_their_rule(column, value, rule):
+    result = validate_frame(message_events(column, value), MESSAGE_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="json")
+    assert result.valid.event_id.tolist() == ["m0"]
+    assert result.rejected[["record_key", "rule"]].to_dict("records") == [{"record_key": '["m1"]', "rule": rule}]
+    assert result.rejected.loc[0, "reason"].startswith(column)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [(10, 10), ("10", 10), (" 10 ", 10), ("-0", 0), ("0010", 10), (9007199254740993, 9007199254740993)],
+)
+def test_json_integers_and_digit_strings_are_accepted_exactly(value, stored):
+    known = {"customers": pd.Index([1, stored])}
+    result = validate_frame(
+        message_events("customer_id", value), MESSAGE_EVENTS, as_of=AS_OF, known_ids=known, origin="json"
+    )
+    assert result.rejected.empty
+    assert result.valid.customer_id.tolist() == [1, stored]
+
+
+def test_integers_beyond_two_to_the_53_are_exact_in_csv_and_json():
+    big = 9007199254740993
+    known = {"customers": pd.Index([1, big])}
+    for origin, value in (("json", big), ("csv", str(big)), ("json", "9223372036854775807")):
+        result = validate_frame(
+            message_events("customer_id", value), MESSAGE_EVENTS, as_of=AS_OF, known_ids=None, origin=origin
+        )
+        assert result.valid.customer_id.tolist()[1] == int(value), origin
+    result = validate_frame(
+        message_events("customer_id", big), MESSAGE_EVENTS, as_of=AS_OF, known_ids=known, origin="json"
+    )
+    assert result.rejected.empty
+
+
+def test_a_json_integer_is_accepted_as_text():
+    result = validate_frame(message_events("campaign_id", 12345), MESSAGE_EVENTS, as_of=AS_OF, origin="json")
+    assert result.valid.campaign_id.tolist() == ["c", "12345"]
+
+
+@pytest.mark.parametrize("value", ["+10", "10.0", "1e1", "0x10", "١٠"])
+def test_csv_integers_are_decimal_digits_only(value):
+    result = validate_frame(app_events(customer_id=value), APP_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="csv")
+    assert result.rejected.rule.tolist() == ["type"]
+
+
+def test_an_optional_column_absent_from_every_record_is_null():
+    frame = message_events("provider", "p").drop(columns="campaign_id")
+    result = validate_frame(frame, MESSAGE_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="json")
+    assert result.rejected.empty
+    assert result.valid.campaign_id.tolist() == [None, None]
+
+
+def test_the_plausibility_floor_is_a_parameter_and_its_first_instant_is_plausible():
+    frame = app_events(occurred_at="2000-01-01T00:00:00")
+    assert validate_frame(frame, APP_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="csv").rejected.empty
+    later = validate_frame(
+        frame, APP_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="csv", plausible_since=date(2000, 1, 2)
+    )
+    assert later.rejected.rule.tolist() == ["plausible_date"]
+    assert "before 2000-01-02" in later.rejected.reason[0]
+
+
+def test_an_over_long_field_quarantines_its_row_with_its_row_number():
+    result = validate_frame(
+        app_events(event_id="d" * 200_000),
+        APP_EVENTS,
+        as_of=AS_OF,
+        known_ids=KNOWN,
+        origin="csv",
+        row_numbers=np.array([1, 2, 3]),
+    )
+    assert result.valid.event_id.tolist() == ["e0", "e2"]
+    assert result.rejected[["row_number", "rule"]].to_dict("records") == [{"row_number": 2, "rule": "max_length"}]
+    assert len(result.rejected.record[0]) < 70_000  # what was received, cut with a marker
+    assert result.rejected.record[0].endswith("…(cut)")
+
+
+def test_quarantine_keeps_json_lines_as_received():
+    frame = message_events("customer_id", True)
+    received = ['{"event_id": "m0"}', '{"event_id": "m1", "customer_id": true, "extra": [1]}']
+    result = validate_frame(frame, MESSAGE_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="json", received=received)
+    assert result.rejected.record.tolist() == [received[1]]

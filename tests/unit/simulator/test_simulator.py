@@ -17,6 +17,7 @@ START = date(2026, 1, 1)
 
 
 def world(tmp_path, name="a", **kwargs):
+    (tmp_path / name).mkdir(exist_ok=True)  # make_engine creates no folder (a typo must not become a database)
     engine = make_engine(f"sqlite:///{tmp_path / name / 'source.db'}")
     zone = LocalStore(tmp_path / name / "landing")
     return engine, zone
