@@ -9,12 +9,14 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from crm.core.settings import warehouse_engine
 from crm.sending import (
     DispatchDecision,
+    MissingCredentialError,
     SendingConfig,
     apply_delivery_reports,
     build_provider,
@@ -47,6 +49,12 @@ def ensure_provider_limits(config: SendingConfig | None = None) -> list[str]:
 
 def _load_secret_block(name: str) -> str:
     return Secret.load(name).get()
+
+
+def _worth_retrying(task, task_run, state) -> bool:
+    """A missing concurrency limit or credential will not appear by waiting: fail at once, naming it."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, (ConcurrencySlotAcquisitionError, MissingCredentialError))
 
 
 @task(
@@ -93,6 +101,7 @@ def check_dispatch_task(as_of: date, force_closed_gate: bool, send_past_days: bo
     # A retry claims again what the failed try left in `sending`, under the same message ids.
     retries=2,
     retry_delay_seconds=[30, 120],
+    retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
     tags=["sending"],
 )
