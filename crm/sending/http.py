@@ -88,7 +88,7 @@ class HttpProvider:
         self.client.close()
 
     # ------------------------------------------------------------------ requests
-    def _post(self, url: str, body, key: str, weight: int) -> tuple[httpx.Response | None, int, int | None, str]:
+    def _post(self, url: str, body: str, key: str, weight: int) -> tuple[httpx.Response | None, int, int | None, str]:
         """POST with retries; returns (final response or None when retries ran out, requests made, last status, error)."""
         policy = self.config.retry
         status: int | None = None
@@ -96,7 +96,9 @@ class HttpProvider:
         for attempt in range(1, policy.max_attempts + 1):
             self.bucket.acquire(weight)
             try:
-                response = self.client.post(url, json=body, headers={"Idempotency-Key": key})
+                response = self.client.post(
+                    url, content=body.encode(), headers={"Idempotency-Key": key, "Content-Type": "application/json"}
+                )
             except httpx.TimeoutException as exc:
                 status, error = None, f"timeout: {type(exc).__name__}"
             except httpx.TransportError as exc:
@@ -119,7 +121,9 @@ class HttpProvider:
         return None, policy.max_attempts, status, _error_text(f"gave up after {policy.max_attempts} requests: {error}")
 
     def _send_one(self, message: OutgoingMessage) -> SendResult:
-        response, requests, status, error = self._post(self.config.url, message.payload(), message.message_id, weight=1)
+        response, requests, status, error = self._post(
+            self.config.url, message.payload_json(), message.message_id, weight=1
+        )
         if response is None:
             return SendResult(message.message_id, SendOutcome.UNAVAILABLE, status, requests, error)
         if response.is_success:
@@ -133,7 +137,7 @@ class HttpProvider:
         # The batch's own key lets a gateway drop an exact replay; items are deduplicated by their message ids.
         key = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:32]
         response, requests, status, error = self._post(
-            self.config.batch_url, [m.payload() for m in messages], key, weight=len(messages)
+            self.config.batch_url, "[" + ",".join(m.payload_json() for m in messages) + "]", key, weight=len(messages)
         )
         if response is None:
             return [SendResult(i, SendOutcome.UNAVAILABLE, status, requests, error) for i in ids]

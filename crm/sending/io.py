@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, update
 
-from crm.core.db import dialect_insert, read_frame, write_frame
+from crm.core.db import read_frame, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.ingest import rows_as_of
@@ -243,22 +243,22 @@ def _record_batch(
                 ).rowcount,
                 0,
             )
-        rows = [
+        attempts = pd.DataFrame(
             {
-                "message_id": r.message_id,
-                "attempt": attempt[r.message_id],
+                "message_id": [r.message_id for r in result.results],
+                "attempt": [attempt[r.message_id] for r in result.results],
                 "run_id": counts.run_id,
                 "provider": counts.provider,
-                "started_at": started,
-                "finished_at": finished,
-                "outcome": r.outcome.value,
-                "status_code": r.status_code,
-                "requests": r.requests,
-                "error": r.error,
+                "started_at": pd.Timestamp(started),
+                "finished_at": pd.Timestamp(finished),
+                "outcome": [r.outcome.value for r in result.results],
+                "status_code": pd.array([r.status_code for r in result.results], dtype="Int64"),
+                "requests": [r.requests for r in result.results],
+                "error": [r.error for r in result.results],
             }
-            for r in result.results
-        ]
-        conn.execute(dialect_insert(conn, dispatch_attempts).on_conflict_do_nothing(), rows)
+        )
+        # Append-only; a row already there means another run recorded this attempt (the lock was bypassed).
+        write_frame(conn, dispatch_attempts, attempts, on_conflict="ignore")
     counts.sent += len(sent)
     counts.rejected += sum(r.outcome is SendOutcome.REJECTED for r in failed)
     counts.unavailable += sum(r.outcome is SendOutcome.UNAVAILABLE for r in failed)
@@ -267,17 +267,13 @@ def _record_batch(
     counts.taken_over += len(result.results) - updated
 
 
-def _send_chunk(
-    engine: Engine,
-    provider: Provider,
-    pool: ThreadPoolExecutor,
-    counts: DispatchCounts,
-    messages: list[OutgoingMessage],
-    now: Callable[[], datetime],
-) -> None:
+def _submit_chunk(provider: Provider, pool: ThreadPoolExecutor, messages: list[OutgoingMessage]) -> dict:
     size = provider.batch_size
     batches = [messages[i : i + size] for i in range(0, len(messages), size)]
-    futures = {pool.submit(provider.send, batch): batch for batch in batches}
+    return {pool.submit(provider.send, batch): batch for batch in batches}
+
+
+def _record_chunk(engine: Engine, counts: DispatchCounts, futures: dict, now: Callable[[], datetime]) -> None:
     errors = []
     for future in as_completed(futures):
         try:
@@ -315,30 +311,42 @@ def dispatch_messages(
     _start_run(engine, counts, as_of, now(), forced=forced_closed_gate, past=send_past_days)
     counts.skipped = recheck_consent(engine, as_of, channels, now())
     dialect = engine.dialect.name
+    stale = True  # first what dead runs left in `sending`, then the day's planned messages
+
+    def claim() -> list[OutgoingMessage]:
+        nonlocal stale
+        while True:
+            stmt = q.claim_chunk(
+                dialect=dialect,
+                run_id=run_id,
+                provider=provider.name,
+                channels=channels,
+                as_of=as_of,
+                now=now(),
+                limit=chunk_rows,
+                stale=stale,
+            )
+            with engine.begin() as conn:
+                rows = conn.execute(stmt).all()
+            if rows or not stale:
+                break
+            stale = False
+        messages = outgoing_from_rows(rows)
+        counts.claimed += len(messages)
+        counts.resent += sum(m.attempt > 1 for m in messages)
+        return messages
+
     with ThreadPoolExecutor(max_workers=provider.max_concurrency, thread_name_prefix=f"send-{provider.name}") as pool:
-        for stale in (True, False):
-            while True:
-                stmt = q.claim_chunk(
-                    dialect=dialect,
-                    run_id=run_id,
-                    provider=provider.name,
-                    channels=channels,
-                    as_of=as_of,
-                    now=now(),
-                    limit=chunk_rows,
-                    stale=stale,
-                )
-                with engine.begin() as conn:
-                    rows = read_frame(conn, stmt)
-                if rows.empty:
-                    break
-                rows = rows.sort_values("message_id", kind="stable")
-                counts.claimed += len(rows)
-                counts.resent += int((rows["attempts"] > 1).sum())
-                counts.chunks += 1
-                _send_chunk(engine, provider, pool, counts, outgoing_from_rows(rows), now)
-                if on_chunk is not None:
-                    on_chunk(counts)
+        chunk = claim()
+        while chunk:
+            futures = _submit_chunk(provider, pool, chunk)
+            # Claim the next chunk while this one is on the wire: the provider never waits for the warehouse.
+            following = claim()
+            _record_chunk(engine, counts, futures, now)
+            counts.chunks += 1
+            if on_chunk is not None:
+                on_chunk(counts)
+            chunk = following
     provider.finish(as_of)
     with engine.connect() as conn:
         counts.waiting = conn.execute(q.count_waiting(as_of, channels)).scalar_one()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -106,7 +108,7 @@ def plan_outbox_rows(frame: pd.DataFrame, contacts: pd.DataFrame, prices: dict[s
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One message as a provider gets it."""
+    """One message as a provider gets it (its parameters kept as the outbox's JSON text)."""
 
     message_id: str
     as_of: date
@@ -116,12 +118,17 @@ class OutgoingMessage:
     customer_id: int
     channel: str
     template_id: str
-    params: dict
+    params_json: str
     address: str
     attempt: int = 1
 
-    def payload(self) -> dict:
-        """The JSON body of an HTTP provider (the address as `to`)."""
+    @cached_property
+    def params(self) -> dict:
+        """The template parameters."""
+        return json.loads(self.params_json)
+
+    def envelope(self) -> dict:
+        """The identifying fields of the message, without its parameters and address."""
         return {
             "message_id": self.message_id,
             "as_of": self.as_of.isoformat(),
@@ -131,9 +138,16 @@ class OutgoingMessage:
             "customer_id": self.customer_id,
             "channel": self.channel,
             "template_id": self.template_id,
-            "params": self.params,
-            "to": self.address,
         }
+
+    def payload(self) -> dict:
+        """The JSON body of an HTTP provider (the address as `to`)."""
+        return self.envelope() | {"params": self.params, "to": self.address}
+
+    def payload_json(self) -> str:
+        """`payload()` as JSON text, the stored parameters spliced in as they are (no parse and re-encode)."""
+        head = json.dumps(self.envelope() | {"to": self.address})
+        return f'{head[:-1]}, "params": {self.params_json}}}'
 
 
 @dataclass(frozen=True)
@@ -157,24 +171,36 @@ class BatchResult:
     finished_at: Any = None
 
 
-def outgoing_from_rows(rows: pd.DataFrame) -> list[OutgoingMessage]:
-    """Provider messages from claimed outbox rows."""
-    return [
-        OutgoingMessage(
-            message_id=r.message_id,
-            as_of=pd.Timestamp(r.as_of).date(),
-            campaign_id=r.campaign_id,
-            step=int(r.step),
-            wave=int(r.wave),
-            customer_id=int(r.customer_id),
-            channel=r.channel,
-            template_id=r.template_id,
-            params=json.loads(r.params),
-            address=r.address,
-            attempt=int(r.attempts),
-        )
-        for r in rows.itertuples(index=False)
-    ]
+def _day(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def outgoing_from_rows(rows: Sequence[Sequence[Any]]) -> list[OutgoingMessage]:
+    """Provider messages from claimed outbox rows (tuples in the order of `CLAIMED_COLUMNS`), sorted by id."""
+    # Plain tuples, no DataFrame: a chunk is thousands of rows and this runs for every one.
+    return sorted(
+        (
+            OutgoingMessage(
+                message_id=m,
+                as_of=_day(day),
+                campaign_id=c,
+                step=int(st),
+                wave=int(w),
+                customer_id=int(k),
+                channel=ch,
+                template_id=t,
+                params_json=p,
+                address=a,
+                attempt=int(n),
+            )
+            for m, day, c, st, w, k, ch, t, p, a, n in rows
+        ),
+        key=lambda message: message.message_id,
+    )
 
 
 EXPORT_COLUMNS: tuple[str, ...] = (
@@ -193,5 +219,5 @@ EXPORT_COLUMNS: tuple[str, ...] = (
 
 def export_frame(messages: list[OutgoingMessage]) -> pd.DataFrame:
     """Messages as the rows of a file export (the layout an external platform and the simulator read)."""
-    rows = [m.payload() | {"params": json.dumps(m.params, sort_keys=True)} for m in messages]
+    rows = [m.envelope() | {"params": m.params_json, "to": m.address} for m in messages]
     return pd.DataFrame(rows, columns=list(EXPORT_COLUMNS))

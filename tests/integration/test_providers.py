@@ -45,7 +45,7 @@ def message(n: int, channel: str = "sms", *, to: str | None = None) -> OutgoingM
         customer_id=n,
         channel=channel,
         template_id="reactivation-1",
-        params={"promo": f"P{n}", "subject": "We miss you"},
+        params_json=json.dumps({"promo": f"P{n}", "subject": "We miss you"}),
         address=to or f"+38067{n:07d}",
     )
 
