@@ -107,7 +107,10 @@ class SendingConfig(BaseModel):
     }
     chunk_rows: int = Field(2_000, ge=1, le=100_000, description="Messages claimed per transaction.")
     lease_seconds: float = Field(
-        60.0, ge=5, description="Lease of a provider's Prefect concurrency slot (a killed run frees it after this)."
+        60.0,
+        ge=60,  # Prefect's server accepts leases of 1 minute to 1 day
+        le=86_400,
+        description="Lease of a provider's Prefect concurrency slot (a killed run frees it after this).",
     )
 
     @model_validator(mode="after")

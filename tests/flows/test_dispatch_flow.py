@@ -4,11 +4,14 @@ concurrency limit, refuses a closed gate or a past day (CLI exits 2 and 3), reco
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.concurrency.sync import concurrency
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -70,6 +73,24 @@ def test_dispatch_sends_the_day_once_and_publishes_a_summary_without_addresses(b
     with engine.connect() as conn:
         runs = conn.execute(select(dispatch_runs.c.provider, dispatch_runs.c.sent)).all()
     assert sorted(sent for _, sent in runs) == [0, 20] and {p for p, _ in runs} == {"local-gw"}
+
+
+def test_a_run_waits_while_another_holds_the_providers_slot(sqlite_backend, gateway):
+    seed_outbox(sqlite_backend.warehouse_url, range(1, 4))
+    outcome = {}
+    with concurrency("provider-local-gw", occupy=1, strict=True):  # another dispatch is sending
+        worker = threading.Thread(target=lambda: outcome.update(dispatch(as_of=DAY)))
+        worker.start()
+        time.sleep(4)
+        assert worker.is_alive() and gateway.stats()["requests"] == 0
+    worker.join(timeout=120)
+    assert outcome["sent"] == 3 and gateway.stats()["delivered"] == 3
+    # Leave the slot free for the next test (a release is processed by the server a moment later).
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while client.read_global_concurrency_limit_by_name("provider-local-gw").active_slots:
+            assert time.monotonic() < deadline, "the slot was never released"
+            time.sleep(0.2)
 
 
 def test_a_closed_gate_refuses_and_a_forced_send_is_recorded(sqlite_backend, gateway):

@@ -18,7 +18,7 @@ from crm.sending import (
     enqueue_messages,
     read_funnel,
 )
-from crm.simulator import simulate
+from crm.simulator import read_received, simulate
 from models import source as src
 from models.sending import outbox
 from tests.sending import planned
@@ -62,3 +62,22 @@ def test_the_reports_of_what_the_world_received_bring_the_outbox_to_the_worlds_t
     assert (rows["state"] == expected_state).all()
     assert int(funnel["delivered"].sum()) == int(truth["delivered"].sum())
     assert int(funnel["sent"].sum()) == len(truth)
+
+    # A second wave, planned and sent after the unsubscribes: checked against what the provider received,
+    # no message reaches a contact the back end (the source of truth) holds without consent.
+    unsubscribed = truth[truth["unsubscribed"]]
+    assert len(unsubscribed) > 0
+    last = later.last_day
+    with engine.begin() as conn:
+        enqueue_messages(
+            conn,
+            pd.concat([planned(last, range(1, 301), "sms", wave=2), planned(last, range(1, 301), "email", wave=2)]),
+        )
+    dispatch_messages(engine, FileExportProvider("file-export", FileProviderConfig(), inbox), last, ["email", "sms"])
+    received = read_received(inbox, last)
+    with make_engine(backend.source_url).connect() as conn:
+        contacts = pd.DataFrame(conn.execute(select(src.tables["customer_contacts"])).mappings().all())
+    consent = contacts.set_index(["customer_id", "channel"])["is_consented"]
+    reached = list(zip(received["customer_id"], received["channel"], strict=True))
+    assert len(reached) > 100 and all(consent.loc[key] for key in reached)
+    assert not set(zip(unsubscribed["customer_id"], unsubscribed["channel"], strict=True)) & set(reached)
