@@ -341,8 +341,10 @@ def dispatch_messages(
         while chunk:
             futures = _submit_chunk(provider, pool, chunk)
             # Claim the next chunk while this one is on the wire: the provider never waits for the warehouse.
-            following = claim()
-            _record_chunk(engine, counts, futures, now)
+            try:
+                following = claim()
+            finally:  # even when the claim fails: what is on the wire gets recorded first
+                _record_chunk(engine, counts, futures, now)
             counts.chunks += 1
             if on_chunk is not None:
                 on_chunk(counts)
