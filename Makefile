@@ -29,8 +29,9 @@ lint: setup  ## ruff and the import-linter layer contracts (also run by `make te
 test-fast: setup  ## pure-logic tests only
 	$(BIN)/pytest tests/unit
 
-bench: setup  ## simulate + ingest benchmark (see benchmarks/README.md)
+bench: setup  ## simulate + ingest and dispatch benchmarks (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_ingest.py --customers 100000
+	$(BIN)/python benchmarks/bench_dispatch.py --messages 100000
 
 lock:  ## re-pin every dependency from a clean venv (review the diff)
 	rm -rf /tmp/crm-lock && $(PYTHON) -m venv /tmp/crm-lock

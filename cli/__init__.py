@@ -123,10 +123,17 @@ def simulate(
     dropped_status_share: Annotated[
         float, typer.Option(help="Share of loans whose status changes never reach the export.")
     ] = 0.0,
+    inbox: Annotated[
+        str | None,
+        typer.Option(
+            help="Where providers' received lists are (exports/<day>/*.csv); default: the file export's location."
+        ),
+    ] = None,
 ) -> None:
-    """Advance the simulated company: write its source database and its daily export files."""
+    """Advance the simulated company: write its source database and daily export files; react to campaign messages."""
     from crm.core.settings import get_settings, source_engine
     from crm.core.storage import open_store
+    from crm.sending import file_export_url, load_sending_config
     from crm.simulator import FaultConfig
     from crm.simulator import simulate as run_simulation
 
@@ -144,6 +151,7 @@ def simulate(
         seed=seed,
         start=_day(start) if start else None,
         faults=fault_config,
+        inbox=open_store(inbox or file_export_url(load_sending_config())),
     )
     typer.echo(str(summary))
 
@@ -203,6 +211,42 @@ def run_reconcile(as_of: AsOf) -> None:
 
     result = reconcile(as_of=day)
     _report_verdict(result["summary"], result["fit_for_sending"])
+
+
+@run_app.command("dispatch")
+def run_dispatch(
+    as_of: AsOf,
+    force_closed_gate: Annotated[
+        bool, typer.Option(help="Send although the day's send gate is closed (recorded in dispatch_runs).")
+    ] = False,
+    send_past_days: Annotated[
+        bool, typer.Option(help="Send for a day older than the newest ingested one (backfills never do by default).")
+    ] = False,
+) -> None:
+    """Send the messages planned for one business day (refused when the send gate is closed or the day is past)."""
+    from flows.dispatch import dispatch
+    from tasks.sending import ensure_provider_limits
+
+    ensure_provider_limits()  # a local run has no infra/prefect-setup.sh: create the one-slot provider limits
+    result = dispatch(as_of=_day(as_of), force_closed_gate=force_closed_gate, send_past_days=send_past_days)
+    if result["refused"] == "past_day":
+        typer.echo("; ".join(result["reasons"]))
+        raise typer.Exit(3)
+    if result["refused"]:
+        _report_verdict("send gate closed: " + "; ".join(result["reasons"]), False)
+    gate = " (send gate CLOSED, forced)" if result["forced_closed_gate"] else ""
+    typer.echo(
+        f"dispatch {result['as_of']}: {result['sent']:,} sent, {result['failed']:,} failed, {result['skipped']:,} skipped{gate}"
+    )
+
+
+@run_app.command("delivery-reports")
+def run_delivery_reports(as_of: AsOf) -> None:
+    """Apply the providers' delivery reports ingested for one business day to the outbox."""
+    from flows.dispatch import delivery_reports
+
+    counts = delivery_reports(as_of=_day(as_of))
+    typer.echo(", ".join(f"{kind} {n:,}" for kind, n in counts.items()))
 
 
 @app.command()

@@ -6,7 +6,7 @@ catch it. Every table has an index on (updated column, key) for watermark pulls.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, Index, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, LargeBinary, MetaData, String, Table
 
 from crm.core.contracts import SOURCE_ENTITIES
 from models.columns import entity_columns
@@ -28,4 +28,25 @@ simulator_state = Table(
     Column("seed", Integer, nullable=False),
     Column("config_json", String(4000), nullable=False),
     Column("state_blob", LargeBinary, nullable=False),
+)
+
+# The world's ground truth about campaign messages it received (not part of the back end's data):
+# how each customer reacted and whether the message caused a conversion, to check reports against.
+simulated_reactions = Table(
+    "simulated_reactions",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("campaign_id", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("segment", String(16), nullable=False, comment="lead | active | churned, when the message arrived"),
+    Column("sent_on", Date, nullable=False, comment="The business day the message was planned for."),
+    Column("reacted_on", Date, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("opened", Boolean, nullable=False),
+    Column("clicked", Boolean, nullable=False),
+    Column("unsubscribed", Boolean, nullable=False),
+    Column("conversion_on", Date, comment="Day of the conversion the message caused (null: none)."),
+    Column("converted", Boolean, comment="True once it happened; False if the customer stayed busy all window."),
+    Column("converted_on", Date),
 )

@@ -1,1 +1,101 @@
-"""Sending: the outbox, channel providers and exactly-once dispatch with delivery reports (issue: sending)."""
+"""Sending: the outbox, channel providers (HTTP, SMTP, file export), exactly-once dispatch and delivery reports."""
+
+from crm.sending.config import (
+    ChannelConfig,
+    Credential,
+    FileProviderConfig,
+    HttpProviderConfig,
+    RetryPolicy,
+    SendingConfig,
+    SmtpProviderConfig,
+    load_sending_config,
+)
+from crm.sending.http import HttpProvider
+from crm.sending.io import (
+    DispatchCounts,
+    DispatchDecision,
+    apply_delivery_reports,
+    business_now,
+    check_dispatch,
+    dispatch_messages,
+    enqueue_messages,
+    read_funnel,
+    read_skip_reasons,
+    recheck_consent,
+)
+from crm.sending.messages import (
+    ENQUEUE_COLUMNS,
+    EXPORT_COLUMNS,
+    OPTIONAL_ENQUEUE_COLUMNS,
+    BatchResult,
+    OutgoingMessage,
+    SendResult,
+    message_id,
+    message_ids,
+)
+from crm.sending.pacing import TokenBucket, backoff_delay, parse_retry_after
+from crm.sending.providers import (
+    FileExportProvider,
+    MissingCredentialError,
+    Provider,
+    build_provider,
+    default_export_url,
+    export_key,
+    file_export_url,
+    resolve_credentials,
+)
+from crm.sending.reports import delivery_reports_markdown, dispatch_markdown, money, refusal_markdown
+from crm.sending.smtp import SmtpProvider, build_email
+from crm.sending.states import MessageState, ProviderKind, Refusal, SendOutcome, SkipReason
+
+__all__ = [
+    "ENQUEUE_COLUMNS",
+    "EXPORT_COLUMNS",
+    "OPTIONAL_ENQUEUE_COLUMNS",
+    "BatchResult",
+    "ChannelConfig",
+    "Credential",
+    "DispatchCounts",
+    "DispatchDecision",
+    "FileExportProvider",
+    "FileProviderConfig",
+    "HttpProvider",
+    "HttpProviderConfig",
+    "MessageState",
+    "MissingCredentialError",
+    "OutgoingMessage",
+    "Provider",
+    "ProviderKind",
+    "Refusal",
+    "RetryPolicy",
+    "SendOutcome",
+    "SendResult",
+    "SendingConfig",
+    "SkipReason",
+    "SmtpProvider",
+    "SmtpProviderConfig",
+    "TokenBucket",
+    "apply_delivery_reports",
+    "backoff_delay",
+    "build_email",
+    "build_provider",
+    "business_now",
+    "check_dispatch",
+    "default_export_url",
+    "delivery_reports_markdown",
+    "dispatch_markdown",
+    "dispatch_messages",
+    "enqueue_messages",
+    "export_key",
+    "file_export_url",
+    "load_sending_config",
+    "message_id",
+    "message_ids",
+    "money",
+    "parse_retry_after",
+    "read_funnel",
+    "read_skip_reasons",
+    "recheck_consent",
+    "refusal_markdown",
+    "resolve_credentials",
+]

@@ -2,7 +2,59 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
+
+from crm.core.contracts import Channel
+
+Segment = Literal["lead", "active", "churned"]
+SEGMENTS: tuple[str, ...] = ("lead", "active", "churned")
+
+
+class Reaction(BaseModel):
+    """How customers react to a campaign message they received: the world's true effect.
+
+    A rule applies to messages of `campaign` (None = any), on `channel` (None = any), to customers
+    in `segment` (the world's own view when the message arrives: `lead` never applied, `churned`
+    went away, `active` otherwise; None = any). The first matching rule in `SimulationConfig.reactions`
+    wins. Probabilities after `delivered` are conditional on delivery (clicked: on opening).
+    """
+
+    campaign: str | None = None
+    channel: Channel | None = None
+    segment: Segment | None = None
+    delivered: float = Field(0.95, ge=0, le=1)
+    opened: float = Field(0.25, ge=0, le=1)
+    clicked: float = Field(0.20, ge=0, le=1, description="Share of openers who click.")
+    unsubscribed: float = Field(0.005, ge=0, le=1)
+    conversion_uplift: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="Probability that a delivered message makes the customer apply (borrowers, leads) or buy "
+        "(retail customers) within `effect_days`, on top of what they would have done anyway.",
+    )
+
+    def matches(self, campaign: str, channel: str, segment: str) -> bool:
+        """Whether this rule applies to a message of `campaign` on `channel` to a customer in `segment`."""
+        return (
+            (self.campaign is None or self.campaign == campaign)
+            and (self.channel is None or self.channel == channel)
+            and (self.segment is None or self.segment == segment)
+        )
+
+
+DEFAULT_REACTIONS: tuple[Reaction, ...] = (
+    Reaction(channel=Channel.PUSH, segment="churned", opened=0.15, conversion_uplift=0.05),
+    Reaction(channel=Channel.PUSH, opened=0.30, conversion_uplift=0.03),
+    Reaction(channel=Channel.EMAIL, segment="churned", opened=0.12, conversion_uplift=0.04),
+    Reaction(channel=Channel.EMAIL, opened=0.25, conversion_uplift=0.03),
+    # SMS has no open tracking; a click on its link is the engagement a provider reports.
+    Reaction(channel=Channel.SMS, segment="churned", opened=0.0, clicked=0.0, conversion_uplift=0.06),
+    Reaction(channel=Channel.SMS, opened=0.0, clicked=0.0, conversion_uplift=0.04),
+    Reaction(conversion_uplift=0.02),
+)
 
 
 class SimulationConfig(BaseModel):
@@ -58,8 +110,29 @@ class SimulationConfig(BaseModel):
     opened_share_email: float = Field(0.25, ge=0, le=1)
     clicked_share: float = Field(0.20, ge=0, le=1)
     unsubscribe_share: float = Field(0.005, ge=0, le=1)
+    # Campaign messages received by providers (the file export's lists, a local provider's): how
+    # customers react on the following days. The true effect of the world, readable for checks.
+    reactions: list[Reaction] = Field(default_factory=lambda: list(DEFAULT_REACTIONS))
+    effect_days: int = Field(14, ge=1, description="Caused conversions happen within this many days of the send.")
     # Writes to the source database are flushed every this many days (bounds memory).
     flush_every_days: int = Field(10, ge=1)
+
+    def reaction_for(self, campaign: str, channel: str, segment: str) -> Reaction:
+        """The rule the world applies to a message of `campaign` on `channel` to a customer in `segment`."""
+        for rule in self.reactions:
+            if rule.matches(campaign, channel, segment):
+                return rule
+        return Reaction(delivered=0.0, opened=0.0, clicked=0.0, unsubscribed=0.0, conversion_uplift=0.0)
+
+    def expected_uplift(self, campaign: str, channel: str, segment: str, *, baseline_rate: float = 0.0) -> float:
+        """The true uplift of sending: extra probability that a customer sent the message converts within `effect_days`.
+
+        Equal to delivered x conversion_uplift for a count of caused conversions; for the share of
+        customers converting at least once, pass the control group's rate in the window as
+        `baseline_rate` (a customer who would have converted anyway cannot be converted again).
+        """
+        rule = self.reaction_for(campaign, channel, segment)
+        return rule.delivered * rule.conversion_uplift * (1.0 - baseline_rate)
 
 
 class FaultConfig(BaseModel):

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select, update
 
 from crm.core.contracts import (
     APP_EVENTS,
@@ -33,6 +33,7 @@ from crm.core.db import write_frame
 from crm.core.storage import ObjectStore
 from crm.ingest import landing_file_key
 from crm.simulator.config import FaultConfig, SimulationConfig
+from crm.simulator.inbox import read_received
 from models import source as src
 
 DEFAULT_START = date(2026, 1, 1)
@@ -201,6 +202,8 @@ class World:
         self.payments = 0
         self.app_events = 0
         self.message_events = 0
+        # Conversions caused by campaign messages, waiting for their day (see `Simulator.react`).
+        self.caused = _empty_caused()
 
     # ------------------------------------------------------------------ persistence
     def dumps(self) -> bytes:
@@ -215,9 +218,22 @@ class World:
         rng_state = state.pop("rng_state")
         world.__dict__.update(state)
         world.config = config
+        world.__dict__.setdefault("caused", _empty_caused())  # a world saved before campaigns existed
         world.rng = np.random.default_rng(0)
         world.rng.bit_generator.state = rng_state
         return world
+
+
+def _empty_caused() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "message_id": pd.Series(dtype=object),
+            "customer": pd.Series(dtype="int64"),
+            "day": pd.Series(dtype="int64"),
+            "deadline": pd.Series(dtype="int64"),
+            "apply": pd.Series(dtype=bool),
+        }
+    )
 
 
 @dataclass
@@ -228,12 +244,22 @@ class DayOutput:
     payments: list[pd.DataFrame] = field(default_factory=list)
     contacts: list[pd.DataFrame] = field(default_factory=list)
     customers: list[pd.DataFrame] = field(default_factory=list)
+    reactions: list[pd.DataFrame] = field(default_factory=list)
+    conversions: list[pd.DataFrame] = field(default_factory=list)
 
 
 class Simulator:
     """Runs days of a `World` and writes what happens."""
 
-    def __init__(self, world: World, source: Engine, landing: ObjectStore, faults: FaultConfig | None) -> None:
+    def __init__(
+        self,
+        world: World,
+        source: Engine,
+        landing: ObjectStore,
+        faults: FaultConfig | None,
+        inbox: ObjectStore | None = None,
+    ) -> None:
+        self.inbox = inbox
         self.w = world
         self.c = world.config
         self.rng = world.rng
@@ -257,11 +283,15 @@ class Simulator:
         app_events = [self.registration_events(t)]
         self.advance_applications(t)
         self.advance_loans(t)
-        app_events.append(self.start_applications(t))
+        reactions = self.react(t, day)
+        apply_now, buy_now = self.due_conversions(t)
+        app_events.append(self.start_applications(t, forced=apply_now))
         self.churn(t)
-        self.shop(t)
+        self.shop(t, forced=buy_now)
         app_events.append(self.browse(t))
-        messages = self.remind(t)
+        reminders = self.remind(t)
+        parts = [m for m in (reminders, reactions) if len(m)]
+        messages = pd.concat(parts, ignore_index=True) if len(parts) > 1 else reminders if len(reminders) else reactions
         self.write_app_events(day, pd.concat(app_events, ignore_index=True), malformed)
         self.write_messages(day, messages)
 
@@ -426,7 +456,7 @@ class Simulator:
         if rejected:
             customers.cols["rejected"][cust] = True
 
-    def start_applications(self, t: int) -> pd.DataFrame:
+    def start_applications(self, t: int, forced: np.ndarray | None = None) -> pd.DataFrame:
         cu, c, r = self.w.customers, self.c, self.rng
         free = (cu["kind"] == BORROWER) & ~cu["churned"] & (cu["app"] < 0) & (cu["loan"] < 0)
         since_repaid = t - cu["last_repaid"]
@@ -440,6 +470,11 @@ class Simulator:
             ),
         )
         who = np.flatnonzero(free & (r.random(cu.n) < hazard))
+        if forced is not None and len(forced):
+            # Persuaded by a campaign: a lead becomes a borrower, a churned customer comes back.
+            cu.cols["kind"][forced] = BORROWER
+            cu.cols["churned"][forced] = False
+            who = np.union1d(who, forced)
         n = len(who)
         if n == 0:
             return pd.DataFrame(columns=["customer_id", "event_type", "occurred_at", "platform"])
@@ -608,10 +643,15 @@ class Simulator:
         hazard = c.churn_hazard * (1 + inactive / c.churn_growth_days)
         cu.cols["churned"][: cu.n] |= at_risk & (self.rng.random(cu.n) < hazard)
 
-    def shop(self, t: int) -> None:
+    def shop(self, t: int, forced: np.ndarray | None = None) -> None:
         cu, c, r, o = self.w.customers, self.c, self.rng, self.w.orders
         shoppers = np.flatnonzero(cu["shops"] & ~cu["churned"])
         buyers = shoppers[r.random(len(shoppers)) < c.orders_per_day]
+        if forced is not None and len(forced):
+            # Persuaded by a campaign: an extra purchase (a churned shopper comes back).
+            cu.cols["churned"][forced] = False
+            cu.cols["shops"][forced] = True
+            buyers = np.concatenate([buyers, forced])
         n = len(buyers)
         if n:
             when = _ts(self.day0, np.full(n, t), self.sec(n))
@@ -713,28 +753,161 @@ class Simulator:
                     }
                 )
             )
-        if unsub.any():
-            sel = np.flatnonzero(unsub)
-            for ch_code, ch in enumerate(CHANNEL_NAMES):
-                who = cust[sel][channel[sel] == ch_code]
-                if len(who):
-                    cu.cols[f"ok_{ch}"][who] = False
-                    when = sent_at[sel][channel[sel] == ch_code] + np.timedelta64(2000, "s")
-                    address = None  # unchanged address: re-read below from the contact rows written before
-                    self.pending.contacts.append(
-                        pd.DataFrame(
-                            {
-                                "customer_id": who + 1,
-                                "channel": ch,
-                                "address": address,
-                                "is_consented": False,
-                                "updated_at": when,
-                            }
-                        )
-                    )
+        self.unsubscribe(cust, channel, sent_at + np.timedelta64(2000, "s"), unsub)
         frame = pd.concat(rows, ignore_index=True)
         frame["provider"] = frame["channel"].map(PROVIDERS)
         return frame
+
+    def unsubscribe(self, cust: np.ndarray, channel: np.ndarray, when: np.ndarray, mask: np.ndarray) -> None:
+        """Withdraw consent on the message's channel; the back end records it (contact row, no address change)."""
+        if not mask.any():
+            return
+        cu = self.w.customers
+        sel = np.flatnonzero(mask)
+        for ch_code, ch in enumerate(CHANNEL_NAMES):
+            on_channel = sel[channel[sel] == ch_code]
+            if len(on_channel) == 0:
+                continue
+            who = cust[on_channel]
+            cu.cols[f"ok_{ch}"][who] = False
+            # Unchanged address: filled in from the stored contact row when flushed.
+            self.pending.contacts.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": who + 1,
+                        "channel": ch,
+                        "address": None,
+                        "is_consented": False,
+                        "updated_at": when[on_channel],
+                    }
+                )
+            )
+
+    # ------------------------------------------------------------------ campaign messages: the world reacts
+    def react(self, t: int, day: date) -> pd.DataFrame:
+        """Customers react to the campaign messages providers received for the day before: delivery reports,
+        engagement, unsubscribes, and conversions caused on the following days (the configured true effect)."""
+        if self.inbox is None or t == 0:
+            return pd.DataFrame()
+        cu, c, r = self.w.customers, self.c, self.rng
+        received = read_received(self.inbox, day - timedelta(days=1))
+        received = received[(received["customer_id"] >= 1) & (received["customer_id"] <= cu.n)]
+        received = received[received["channel"].isin(CHANNELS)].reset_index(drop=True)
+        n = len(received)
+        if n == 0:
+            return pd.DataFrame()
+        cust = received["customer_id"].to_numpy(np.int64) - 1
+        channel = np.array([CHANNELS.index(ch) for ch in received["channel"]], dtype=np.int64)
+        segment = np.where(cu["kind"][cust] == LEAD, "lead", np.where(cu["churned"][cust], "churned", "active")).astype(
+            object
+        )
+        p = np.zeros((n, 5))
+        keys = pd.DataFrame({"campaign": received["campaign_id"], "channel": received["channel"], "segment": segment})
+        for (campaign, ch, seg), rows in keys.groupby(["campaign", "channel", "segment"], sort=True).indices.items():
+            rule = c.reaction_for(campaign, ch, seg)
+            p[rows] = (rule.delivered, rule.opened, rule.clicked, rule.unsubscribed, rule.conversion_uplift)
+        u = r.random((n, 5))
+        delivered = u[:, 0] < p[:, 0]
+        opened = delivered & (u[:, 1] < p[:, 1])
+        # SMS has no opens: its clicks are on the link, among the delivered.
+        clicked = np.where(channel == CHANNELS.index("sms"), delivered, opened) & (u[:, 2] < p[:, 2])
+        unsub = delivered & (u[:, 3] < p[:, 3])
+        converts = delivered & (u[:, 4] < p[:, 4])
+        after = r.integers(1, c.effect_days + 1, n)
+        sent_at = _ts(self.day0, np.full(n, t), r.integers(9 * 3600, 12 * 3600, n))
+        rows = []
+        for event, mask, delay in (
+            ("sent", np.ones(n, bool), 0),
+            ("delivered", delivered, 30),
+            ("failed", ~delivered, 60),
+            ("opened", opened, 1800),
+            ("clicked", clicked, 1900),
+            ("unsubscribed", unsub, 2000),
+        ):
+            sel = np.flatnonzero(mask)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "message_id": received["message_id"].to_numpy(object)[sel],
+                        "customer_id": cust[sel] + 1,
+                        "channel": CHANNEL_NAMES[channel[sel]],
+                        "event_type": event,
+                        "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"),
+                        "campaign_id": received["campaign_id"].to_numpy(object)[sel],
+                    }
+                )
+            )
+        self.unsubscribe(cust, channel, sent_at + np.timedelta64(2000, "s"), unsub)
+        sel = np.flatnonzero(converts)
+        if len(sel):
+            caused = pd.DataFrame(
+                {
+                    "message_id": received["message_id"].to_numpy(object)[sel],
+                    "customer": cust[sel],
+                    "day": t + after[sel],
+                    "deadline": np.full(len(sel), t + c.effect_days),
+                    "apply": cu["kind"][cust[sel]] != RETAIL,
+                }
+            )
+            self.w.caused = pd.concat([self.w.caused, caused], ignore_index=True)
+        start = np.datetime64(self.w.start.isoformat(), "D")
+        conversion_on = np.where(
+            converts, (start + (t + after).astype("timedelta64[D]")).astype("datetime64[s]"), np.datetime64("NaT")
+        )
+        self.pending.reactions.append(
+            pd.DataFrame(
+                {
+                    "message_id": received["message_id"].to_numpy(object),
+                    "customer_id": cust + 1,
+                    "campaign_id": received["campaign_id"].to_numpy(object),
+                    "channel": received["channel"].to_numpy(object),
+                    "segment": segment,
+                    "sent_on": pd.Timestamp(day - timedelta(days=1)),
+                    "reacted_on": pd.Timestamp(day),
+                    "delivered": delivered,
+                    "opened": opened,
+                    "clicked": clicked,
+                    "unsubscribed": unsub,
+                    "conversion_on": conversion_on,
+                }
+            )
+        )
+        frame = pd.concat(rows, ignore_index=True)
+        frame["provider"] = frame["channel"].map(PROVIDERS)
+        return frame
+
+    def due_conversions(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Customers whose caused conversion falls today: (to apply, to buy). A customer busy with an application
+        or a loan tries again the next day, until the effect window closes (then it is absorbed)."""
+        caused = self.w.caused
+        empty = np.array([], dtype=np.int64)
+        if caused.empty:
+            return empty, empty
+        today = caused["day"].to_numpy() == t
+        if not today.any():
+            return empty, empty
+        due = caused[today]
+        cu = self.w.customers
+        cust = due["customer"].to_numpy(np.int64)
+        free = (cu["app"][cust] < 0) & (cu["loan"][cust] < 0)
+        first = ~pd.Series(cust).duplicated().to_numpy()  # one conversion per customer a day
+        go = first & (free | ~due["apply"].to_numpy(bool))
+        done = due[go]
+        later = due[~go].assign(day=lambda f: f["day"] + 1)
+        absorbed = later[later["day"] > later["deadline"]]
+        self.w.caused = pd.concat([caused[~today], later[later["day"] <= later["deadline"]]], ignore_index=True)
+        start = np.datetime64(self.w.start.isoformat(), "D")
+        self.pending.conversions.append(
+            pd.DataFrame(
+                {
+                    "message_id": pd.concat([done["message_id"], absorbed["message_id"]], ignore_index=True),
+                    "converted": [True] * len(done) + [False] * len(absorbed),
+                    "converted_on": [pd.Timestamp(start + np.timedelta64(t, "D"))] * len(done) + [None] * len(absorbed),
+                }
+            )
+        )
+        apply = done["apply"].to_numpy(bool)
+        return done["customer"].to_numpy(np.int64)[apply], done["customer"].to_numpy(np.int64)[~apply]
 
     # ------------------------------------------------------------------ files
     def inject_file_faults(self, frame: pd.DataFrame, time_column: str) -> pd.DataFrame:
@@ -870,8 +1043,10 @@ class Simulator:
                 }
             )
         self.inject_db_faults(frames)
+        reactions, conversions = p.reactions, p.conversions
         self.pending = DayOutput()
         with self.source.begin() as conn:
+            self.write_reactions(conn, reactions, conversions)
             if "customer_contacts" in frames:
                 frames["customer_contacts"] = self.fill_addresses(conn, frames["customer_contacts"])
             for name in src.tables:
@@ -881,6 +1056,33 @@ class Simulator:
                 immutable = ENTITIES[name].immutable
                 write_frame(conn, src.tables[name], frame, on_conflict="ignore" if immutable else "update")
                 self.summary_rows[name] = self.summary_rows.get(name, 0) + len(frame)
+
+    def write_reactions(self, conn, reactions: list[pd.DataFrame], conversions: list[pd.DataFrame]) -> None:
+        """The ground truth of campaign reactions, and the caused conversions that happened (or were absorbed)."""
+        if reactions:
+            frame = pd.concat(reactions, ignore_index=True)
+            write_frame(conn, src.simulated_reactions, frame, on_conflict="ignore")
+            self.summary_rows["simulated_reactions"] = self.summary_rows.get("simulated_reactions", 0) + len(frame)
+        done = [f for f in conversions if len(f)]
+        if done:
+            frame = pd.concat(done, ignore_index=True)
+            table = src.simulated_reactions
+            stmt = (
+                update(table)
+                .where(table.c.message_id == bindparam("b_id"))
+                .values(converted=bindparam("b_converted"), converted_on=bindparam("b_on"))
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "b_id": m,
+                        "b_converted": bool(ok),
+                        "b_on": None if on is None or pd.isna(on) else pd.Timestamp(on).date(),
+                    }
+                    for m, ok, on in zip(frame["message_id"], frame["converted"], frame["converted_on"], strict=True)
+                ],
+            )
 
     def fill_addresses(self, conn, contacts: pd.DataFrame) -> pd.DataFrame:
         """Consent changes carry no address: take it from the stored (or same-batch) contact row."""
@@ -951,17 +1153,20 @@ def simulate(
     start: date | None = None,
     faults: FaultConfig | None = None,
     config: SimulationConfig | None = None,
+    inbox: ObjectStore | None = None,
 ) -> SimulationSummary:
     """Advance the simulated company by `days`, registering `customers` new customers evenly over them.
 
     A first call starts a world at `start` (default 2026-01-01) with `seed`; later calls on the
     same source database continue it (their seed and start are ignored). Same calls, same bytes.
+    With `inbox` (where providers' received lists are: the file export's folder, or a local
+    provider's), customers react on each day to the campaign messages received for the day before.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
     config = config or SimulationConfig()
     world = _load_world(source, seed, start, config)
-    sim = Simulator(world, source, landing, faults)
+    sim = Simulator(world, source, landing, faults, inbox)
     first = world.next_day
     per_day = np.full(days, customers // days)
     per_day[: customers % days] += 1
