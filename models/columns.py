@@ -27,13 +27,13 @@ def sql_type(column: ContractColumn) -> TypeEngine:
     raise ValueError(f"unknown column kind {column.kind!r}")
 
 
-def entity_columns(entity: Entity, *, enforce_required: bool) -> list[Column]:
-    """SQLAlchemy columns for an entity; keys are the primary key."""
+def entity_columns(entity: Entity, *, enforce_required: bool, key_is_primary: bool = True) -> list[Column]:
+    """SQLAlchemy columns for an entity; keys are the primary key unless `key_is_primary` is False."""
     return [
         Column(
             c.name,
             sql_type(c),
-            primary_key=c.name in entity.key,
+            primary_key=key_is_primary and c.name in entity.key,
             nullable=c.name not in entity.key and not (enforce_required and c.required),
             autoincrement=False,
             comment=c.description or None,

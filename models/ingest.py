@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, Date, DateTime, Index, PrimaryKeyConstraint, String, Table, Text
 
 from crm.core.contracts import ENTITIES
 from models.base import metadata
@@ -19,6 +19,22 @@ for _entity in ENTITIES.values():
     for _column in _entity.references:
         Index(None, _table.c[_column])
     staging[_entity.name] = _table
+
+# Every version of the mutable source records (slowly changing dimension, type 2): a version is
+# valid from its `updated_at` until the next version's, so any past day can be answered exactly.
+history: dict[str, Table] = {}
+for _entity in (e for e in ENTITIES.values() if e.versioned):
+    _table = Table(
+        _entity.history_table_name,
+        metadata,
+        *entity_columns(_entity, enforce_required=True, key_is_primary=False),
+        Column("valid_from", DateTime, nullable=False, comment="When this version became true (its updated_at)."),
+        Column("valid_to", DateTime, comment="When the next version replaced it; null while current."),
+        Column("ingested_on", Date, nullable=False, comment="Business day of the load that wrote the version."),
+        PrimaryKeyConstraint(*_entity.key, "valid_from"),
+    )
+    Index(None, _table.c.valid_from)  # versions that started on a day: the incremental refreshes
+    history[_entity.name] = _table
 
 ingest_watermarks = Table(
     "ingest_watermarks",

@@ -153,8 +153,23 @@ class Entity:
 
     @property
     def table_name(self) -> str:
-        """The warehouse table this entity lands in."""
+        """The warehouse table this entity lands in (its latest version per key)."""
         return f"stg_{self.name}"
+
+    @property
+    def versioned(self) -> bool:
+        """Whether the warehouse keeps every version of its rows (`hist_<name>`): mutable source records."""
+        return not self.immutable and self.updated_column is not None
+
+    @property
+    def history_table_name(self) -> str:
+        """The table of every version of its rows, valid from / to."""
+        return f"hist_{self.name}"
+
+    @property
+    def known_at_column(self) -> str:
+        """The column whose time says when a row became known: its last change, or its event time."""
+        return self.updated_column or self.event_time_column or self.key[0]
 
     @property
     def column_names(self) -> list[str]:

@@ -4,6 +4,7 @@ from crm.ingest.config import IngestConfig, load_ingest_config
 from crm.ingest.contract_docs import landing_contract_markdown
 from crm.ingest.counts import COUNT_COLUMNS, FINDING_STATUSES, FileStatus, SourceCounts, SourceStatus
 from crm.ingest.dayguard import day_guard_refusal
+from crm.ingest.history import record_versions, rows_as_of, versions_changed_on
 from crm.ingest.io import (
     DayRefused,
     check_business_day,
@@ -57,6 +58,9 @@ __all__ = [
     "read_day_bounds",
     "read_watermark",
     "record_misplaced_files",
+    "record_versions",
     "request_retry",
+    "rows_as_of",
     "validate_frame",
+    "versions_changed_on",
 ]

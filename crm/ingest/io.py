@@ -26,6 +26,7 @@ from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
 from crm.ingest.dayguard import day_guard_refusal
+from crm.ingest.history import record_versions
 from crm.ingest.landing import MAX_KEY_CHARS, LandingFile, MisplacedFile
 from crm.ingest.parsing import MalformedFileError, file_checksum, parse_landing_file
 from crm.ingest.validation import (
@@ -64,6 +65,7 @@ def _record_batch(
     """Write valid rows, quarantine and counts of one batch; return (loaded, duplicates)."""
     frame = result.valid.assign(ingested_on=pd.Timestamp(as_of))
     loaded = write_frame(conn, staging[entity.name], frame, on_conflict="ignore" if entity.immutable else "update")
+    record_versions(conn, entity, result.valid, as_of)  # same transaction: history never lags the upsert
     duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
     if len(result.rejected):
         rejected = result.rejected.assign(as_of=pd.Timestamp(as_of), source=source, entity=entity.name)

@@ -12,31 +12,13 @@ from crm.core.settings import make_engine
 from crm.core.storage import open_store
 from models.ingest import ingest_batches
 from models.warehouse import metadata
-
-START = date(2026, 1, 1)
+from tests.simulated import START, simulate_company  # noqa: F401 - re-exported for the flow tests
 
 
 @pytest.fixture(autouse=True)
 def _prefect(prefect_server):
     """Every flow test runs against the session's Prefect test server."""
     yield
-
-
-def simulate_company(
-    source_url: str, landing_url: str, *, customers: int = 300, days: int = 12, faults=None, seed: int = 7
-):
-    """Write a small simulated company into the source database and the landing zone."""
-    from crm.simulator import simulate
-
-    return simulate(
-        make_engine(source_url),
-        open_store(landing_url),
-        customers=customers,
-        days=days,
-        seed=seed,
-        start=START,
-        faults=faults,
-    )
 
 
 def warehouse_snapshot(url: str) -> dict[str, pd.DataFrame]:

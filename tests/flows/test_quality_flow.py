@@ -11,34 +11,20 @@ from sqlalchemy import select
 
 from crm.core.contracts import SOURCE_ENTITIES
 from crm.core.gate import read_send_gate
-from crm.core.migrations import upgrade_warehouse
-from crm.core.settings import get_settings, make_engine, source_engine, warehouse_engine
-from crm.core.storage import open_store
-from crm.ingest import list_landing_files, load_landing_file, pull_source_table
+from crm.core.settings import get_settings, make_engine
 from crm.simulator import FaultConfig
 from flows.ingest import ingest
 from flows.quality import quality
 from models.ingest import landing_files
 from models.quality import quality_results
-from tests.flows.conftest import START, simulate_company
+from tests.simulated import START, ingest_days, simulate_company
 
 CUSTOMERS, DAYS = 250, 11
 
 
 def ingest_history(until: date) -> None:
     """Ingest every day from START to `until` one by one, without Prefect (fast), like nightly runs would."""
-    settings = get_settings()
-    warehouse, source = warehouse_engine(settings), source_engine(settings)
-    upgrade_warehouse(warehouse)
-    zone = open_store(settings.landing)
-    day = START
-    while day <= until:
-        for entity in SOURCE_ENTITIES:
-            pull_source_table(source, warehouse, entity, day, chunk_rows=settings.source_chunk_rows)
-        files, _ = list_landing_files(zone, day)
-        for landing_file in files:
-            load_landing_file(zone, warehouse, landing_file, day)
-        day += timedelta(days=1)
+    ingest_days(START, until)
 
 
 def simulate_and_ingest(backend, faults=None) -> date:
