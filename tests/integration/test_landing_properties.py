@@ -145,6 +145,8 @@ def landing_files(draw, n: int) -> list[tuple[str, bytes, int | None]]:
 
 
 @pytest.mark.slow
+# Prefect's and moto's background threads (other tests of the session) may touch `random` during a draw.
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module:hypothesis.errors.HypothesisDeprecationWarning")
 def test_any_landing_bytes_end_loaded_rejected_or_misplaced_and_never_stop_good_files(backend, tmp_path):
     engine = warehouse_with_customers(backend.warehouse_url, [1, 2, 3])
 
