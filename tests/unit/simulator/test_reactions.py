@@ -32,6 +32,7 @@ def received_list(customers, channel: str, campaign: str = "winback") -> pd.Data
 
 
 def world(tmp_path, name: str, config: SimulationConfig, lists: dict[str, pd.DataFrame], days_after: int = 20):
+    (tmp_path / name).mkdir()
     engine = make_engine(f"sqlite:///{tmp_path / name / 'source.db'}")
     landing = LocalStore(tmp_path / name / "landing")
     inbox = LocalStore(tmp_path / name / "artifacts")
