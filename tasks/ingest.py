@@ -57,6 +57,13 @@ def pull_source_table_task(entity_name: str, as_of: date) -> dict:
         counts.rows_quarantined,
         counts.rows_duplicate,
     )
+    if counts.rows_without_watermark:
+        logger.warning(
+            "%s: %d source rows have no %s and are never pulled; stamp them in the back end",
+            entity_name,
+            counts.rows_without_watermark,
+            ENTITIES[entity_name].updated_column,
+        )
     return counts.as_row()
 
 
