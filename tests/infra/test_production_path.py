@@ -51,7 +51,7 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 300) -> str:
     return done.stdout
 
 
-def test_nightly_runs_from_its_deployment_on_a_worker_against_postgres_and_s3(tmp_path, s3_bucket, monkeypatch):
+def test_nightly_runs_from_its_deployment_on_a_worker_against_postgres_and_s3(tmp_path, s3_bucket, httpserver):
     prefect_db, warehouse, source = _postgres_database(), _postgres_database(), _postgres_database()
     prefect_url, warehouse_url, source_url = next(prefect_db), next(warehouse), next(source)
     landing = f"s3://{s3_bucket('landing')}/exports"
@@ -89,6 +89,8 @@ def test_nightly_runs_from_its_deployment_on_a_worker_against_postgres_and_s3(tm
         _wait(lambda: _healthy(api), 180, "the Prefect server")
         _run(["bash", "infra/prefect-setup.sh"], env)
         _run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
+        httpserver.expect_request("/alerts", method="POST").respond_with_data("ok")
+        _run([sys.executable, "infra/notifications.py"], env | {"CRM_ALERT_WEBHOOK_URL": httpserver.url_for("/alerts")})
         out = _run([str(BIN / "prefect"), "deployment", "run", "nightly/nightly", "--param", f"as_of={day}"], env)
         run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
         worker = subprocess.Popen(
@@ -131,6 +133,13 @@ def test_nightly_runs_from_its_deployment_on_a_worker_against_postgres_and_s3(tm
         ).json()
         unreadable = [t["name"] for t in task_runs if re.search(r"-[0-9a-f]{3}$", t["name"])]
         assert task_runs and not unreadable, unreadable
+        assert not httpserver.log, "a completed night sent an alert"
+
+        # A run the day guard refuses fails; the automation calls the webhook with its one-line reason.
+        _run([str(BIN / "prefect"), "deployment", "run", "ingest/ingest", "--param", "as_of=2099-01-01"], env)
+        _wait(lambda: httpserver.log, 240, "the failure alert on the webhook")
+        alert = httpserver.log[0][0].get_json()
+        assert "ingest 2099-01-01" in alert["text"] and "Failed" in alert["subject"], alert
     finally:
         for process in (worker, server):
             if process is not None:
