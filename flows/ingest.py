@@ -42,7 +42,12 @@ def ingest(as_of: date | None = None, force: bool = False):
     counts.extend(found["misplaced"])
     for done, entity in enumerate(LANDING_ENTITIES, start=len(SOURCE_ENTITIES) + 1):
         if entity.name in found["files"]:
-            counts.extend(load_landing_files_task(entity.name, as_of))
+            # A rejected file fails its task (red where the fault is); its rows still go in the report.
+            loaded = load_landing_files_task(entity.name, as_of, return_state=True)
+            rows = loaded.result(raise_on_failure=False)
+            if isinstance(rows, BaseException):
+                raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
+            counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:

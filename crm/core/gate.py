@@ -54,3 +54,32 @@ def read_send_gate(conn: Connection, as_of: date) -> SendGate:
         elif not row.fit_for_sending:
             reasons.append(f"{check}: {row.summary}")
     return SendGate(as_of=as_of, is_open=not reasons, reasons=reasons)
+
+
+def gate_headline(gate: SendGate) -> str:
+    """One line that says whether the day may send, and why not: `send gate CLOSED for D: reasons`."""
+    if gate.is_open:
+        return f"send gate OPEN for {gate.as_of}: every check passed"
+    return f"send gate CLOSED for {gate.as_of}: " + "; ".join(gate.reasons)
+
+
+def send_gate_markdown(gate: SendGate, runs: list[dict]) -> str:
+    """The night's card: OPEN or CLOSED, the reasons once, and where to look (each job's run and key artifacts).
+
+    `runs`: dicts with `job`, `state` and `run` (a markdown link or a run id), and `artifacts`
+    (markdown links or keys). Nothing here repeats the checks' summaries beyond the reasons.
+    """
+    from crm.core.markdown import markdown_table
+
+    lines = [f"# Send gate {gate.as_of}: {'OPEN' if gate.is_open else 'CLOSED'}", ""]
+    if gate.is_open:
+        lines.append("Every check passed: the day's data may drive sends.")
+    else:
+        lines += ["The day's data must not drive sends:", ""]
+        lines += [f"- {reason}" for reason in gate.reasons]
+    if runs:
+        lines += ["", "## Where to look", ""]
+        lines += markdown_table(
+            [{**r, "artifacts": ", ".join(r.get("artifacts", []))} for r in runs], ["job", "state", "run", "artifacts"]
+        )
+    return "\n".join(lines)

@@ -13,7 +13,15 @@ import pandas as pd
 
 from crm.core.contracts import Entity
 
-COVERAGE_COLUMNS = ["business_date", "source", "entity", "rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"]
+COVERAGE_COLUMNS = [
+    "business_date",
+    "source",
+    "entity",
+    "rows_read",
+    "rows_loaded",
+    "rows_quarantined",
+    "rows_duplicate",
+]
 
 
 def row_business_dates(values: pd.Series, fallback: date) -> pd.Series:

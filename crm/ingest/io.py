@@ -121,7 +121,9 @@ def _record_batch(
             loaded=loaded if entity.immutable else len(result.valid),
             duplicates=result.duplicates,
         )
-        upsert(conn, ingest_coverage, rows, increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"))
+        upsert(
+            conn, ingest_coverage, rows, increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")
+        )
     return loaded, duplicates
 
 

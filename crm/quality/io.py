@@ -172,4 +172,9 @@ def read_health_inputs(conn: Connection, as_of: date, history_days: int) -> Heal
     batches = read_frame(conn, queries.day_batches(as_of))
     failed = read_frame(conn, queries.failed_files(as_of))
     recent = read_frame(conn, queries.recent_deliveries(as_of, history_days))
-    return HealthInputs(batches=batches, failed_files=failed, reasons=quarantine_summary(conn, as_of, by_business_date=True), recent=recent)
+    return HealthInputs(
+        batches=batches,
+        failed_files=failed,
+        reasons=quarantine_summary(conn, as_of, by_business_date=True),
+        recent=recent,
+    )

@@ -207,7 +207,10 @@ class TinyWarehouse:
                 self.write(f"stg_{name}", rows, as_of)
         batches = batch_rows(day, as_of)
         self.write("ingest_batches", batches)
-        self.write("ingest_coverage", [{"business_date": b["as_of"], **{k: v for k, v in b.items() if k != "as_of"}} for b in batches])
+        self.write(
+            "ingest_coverage",
+            [{"business_date": b["as_of"], **{k: v for k, v in b.items() if k != "as_of"}} for b in batches],
+        )
 
     def execute(self, sql: str, **params) -> None:
         with self.engine.begin() as conn:

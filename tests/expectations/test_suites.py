@@ -273,7 +273,9 @@ def test_a_misplaced_landing_file_closes_the_gate_like_a_rejected_one(good_wareh
 
 
 def test_duplicates_above_the_threshold_are_a_warning(good_warehouse):
-    good_warehouse.execute("UPDATE ingest_coverage SET rows_read = 100, rows_duplicate = 5 WHERE source = 'db:payments'")
+    good_warehouse.execute(
+        "UPDATE ingest_coverage SET rows_read = 100, rows_duplicate = 5 WHERE source = 'db:payments'"
+    )
     problems = failed(run(good_warehouse, "ingestion"))
     assert set(problems) == {"duplicate_share"} and problems["duplicate_share"]["severity"] == "warning"
 
