@@ -11,7 +11,13 @@ from prefect.states import Failed
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
 from crm.core.errors import Finding
 from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
-from tasks.ingest import find_landing_files, load_landing_files_task, publish_ingest_report, pull_source_table_task
+from tasks.ingest import (
+    FilesRejected,
+    find_landing_files,
+    load_landing_files_task,
+    publish_ingest_report,
+    pull_source_table_task,
+)
 
 
 class IngestionFailed(Finding):
@@ -45,7 +51,9 @@ def ingest(as_of: date | None = None, force: bool = False):
             # A rejected file fails its task (red where the fault is); its rows still go in the report.
             loaded = load_landing_files_task(entity.name, as_of, return_state=True)
             rows = loaded.result(raise_on_failure=False)
-            if isinstance(rows, BaseException):
+            if isinstance(rows, FilesRejected):
+                rows = rows.rows
+            elif isinstance(rows, BaseException):
                 raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
             counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)

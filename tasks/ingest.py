@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from crm.core.contracts import ENTITIES
+from crm.core.errors import Finding
 from crm.core.settings import get_settings, source_engine, warehouse_engine
 from crm.core.storage import open_store
 from crm.ingest import (
@@ -32,11 +33,20 @@ from crm.quality import load_quality_config
 from tasks.common import retry_transient
 
 
+class FilesRejected(Finding):
+    """A loading task rejected landing files: a finding (never retried); `rows` are every file's counts."""
+
+    def __init__(self, message: str, rows: list[dict]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
 def loading_state(rows: list[dict], what: str, data: object = None) -> State | object:
     """The state a loading task ends in: `Failed` when it rejected a file (red where the fault is), a
     `Quarantined` completion when a source's quarantine share is above the warning share, else its rows.
 
-    `data` (default: the rows) is the state's data either way, so the flow still reports every source.
+    `data` (default: the rows) is the data of a completion; a failure carries `FilesRejected` with the rows
+    (a finding, so `retry_transient` never retries it), so the flow still reports every source.
     """
     data = rows if data is None else data
     logger = get_run_logger()
@@ -51,7 +61,7 @@ def loading_state(rows: list[dict], what: str, data: object = None) -> State | o
     if rejected:
         names = ", ".join(r["source"].removeprefix("file:") for r in rejected)
         message = f"{what}: {len(rejected)} file(s) rejected: {names}" + (f"; {quarantined}" if heavy else "")
-        return Failed(message=message[:1000], data=data)
+        return Failed(message=message[:1000], data=FilesRejected(message, rows))
     if heavy:
         message = f"{what}: quarantine above the warning share {share:.2%}: {quarantined}"
         logger.warning("%s", message)
