@@ -10,7 +10,7 @@ from prefect.states import Failed
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
 from crm.core.errors import Finding
-from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
 from tasks.ingest import (
     FilesRejected,
     find_landing_files,
@@ -24,7 +24,7 @@ class IngestionFailed(Finding):
     """Landing files were rejected or misplaced; everything else loaded, and the report names them."""
 
 
-@flow(name="ingest", flow_run_name="ingest {as_of}", description=__doc__)
+@flow(name="ingest", flow_run_name=run_name("ingest"), description=__doc__)
 def ingest(as_of: date | None = None, force: bool = False):
     """Ingest one business day: source tables in reference order, then landing files, then the report.
 

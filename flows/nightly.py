@@ -12,13 +12,13 @@ from crm.core.gate import gate_headline
 from flows.ingest import ingest
 from flows.quality import quality
 from flows.reconcile import reconcile
-from tasks.common import check_preconditions, flow_failure, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, resolve_as_of, run_name
 from tasks.nightly import publish_send_gate
 
 
 @flow(
     name="nightly",
-    flow_run_name="nightly {as_of}",
+    flow_run_name=run_name("nightly"),
     description="Ingest, quality and reconcile one business day, then publish the send gate (OPEN / CLOSED).",
 )
 def nightly(as_of: date | None = None, force: bool = False):

@@ -9,11 +9,11 @@ from datetime import date
 from prefect import flow, get_run_logger
 from prefect.states import Completed
 
-from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
 from tasks.quality import check_integration_health, publish_quality_report, save_quality_results, validate_day
 
 
-@flow(name="quality", flow_run_name="quality {as_of}", description=__doc__)
+@flow(name="quality", flow_run_name=run_name("quality"), description=__doc__)
 def quality(as_of: date | None = None):
     """Validate the day's batch with every suite, store one row per expectation, record the verdict.
 
