@@ -51,7 +51,11 @@ def nightly(as_of: date | None = None, force: bool = False):
             message = f"nightly {as_of} stopped: {job} failed: {one_line(error, 1000)}"
             logger.error("%s", message)
             return Failed(message=message[:2000], data=error)
-    gate = publish_send_gate(as_of, states)
+    jobs = {
+        job: {"state": state.name, "run_id": str(state.state_details.flow_run_id or "")}
+        for job, state in states.items()
+    }
+    gate = publish_send_gate(as_of, jobs)
     headline = gate_headline(gate)
     outcome = {
         "as_of": as_of.isoformat(),

@@ -9,7 +9,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.settings import get_current_settings
-from prefect.states import State
 
 from crm.core.gate import SendGate, gate_headline, read_send_gate, send_gate_markdown
 from crm.core.settings import warehouse_engine
@@ -49,21 +48,29 @@ def artifact_links(run_id: str, keys: tuple[str, ...], base: str | None) -> list
 
 
 @task(name="publish-send-gate", task_run_name="publish send gate {as_of}")
-def publish_send_gate(as_of: date, states: dict[str, State]) -> SendGate:
-    """Read the day's send gate and publish the `send-gate` artifact: OPEN or CLOSED, why, and links."""
+def publish_send_gate(as_of: date, jobs: dict[str, dict]) -> SendGate:
+    """Read the day's send gate and publish the `send-gate` artifact: OPEN or CLOSED, why, and links.
+
+    `jobs`: per job, its run's `state` name and `run_id` (plain values: Prefect would resolve states).
+    """
     with warehouse_engine().connect() as conn:
         gate = read_send_gate(conn, as_of)
     base = ui_url()
     runs = []
-    for job, state in states.items():
-        run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else ""
+    for job, done in jobs.items():
+        run_id = done["run_id"]
         try:
             artifacts = artifact_links(run_id, KEY_ARTIFACTS.get(job, ()), base) if run_id else []
         except Exception as exc:  # links are a convenience: the gate matters more
             get_run_logger().warning("could not list the artifacts of %s run %s: %s", job, run_id, exc)
             artifacts = []
         runs.append(
-            {"job": job, "state": state.name, "run": run_link(run_id, f"{job} {as_of}", base), "artifacts": artifacts}
+            {
+                "job": job,
+                "state": done["state"],
+                "run": run_link(run_id, f"{job} {as_of}", base),
+                "artifacts": artifacts,
+            }
         )
     create_markdown_artifact(
         key="send-gate", markdown=send_gate_markdown(gate, runs), description=gate_headline(gate)[:500]
