@@ -9,11 +9,12 @@ from prefect.states import Completed, Failed
 
 from crm.core.dates import days_between
 from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error
+from crm.core.gate import backfill_headline
 from flows.ingest import ingest
 from flows.nightly import nightly
 from flows.quality import quality
 from flows.reconcile import reconcile
-from tasks.backfill import backfill_headline, publish_backfill_summary, run_day_of_deployment
+from tasks.backfill import publish_backfill_summary, run_day_of_deployment
 
 JOBS = {"nightly": nightly, "ingest": ingest, "quality": quality, "reconcile": reconcile}
 

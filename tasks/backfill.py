@@ -9,32 +9,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.deployments import run_deployment
 
+from crm.core.gate import backfill_headline, gate_of
 from crm.core.markdown import markdown_table
 from tasks.nightly import run_link, ui_url
-
-# Run states that say a day's send gate is closed (the checks' own state names).
-CLOSED_STATES = ("GateClosed", "Diverged", "FilesRejected")
-GATE_JOBS = ("nightly", "quality", "reconcile")
-
-
-def gate_of(job: str, state: str) -> str:
-    """OPEN, CLOSED, or blank (the job does not decide the gate, or the run did not finish)."""
-    if state in CLOSED_STATES:
-        return "CLOSED"
-    return "OPEN" if job in GATE_JOBS and state == "Completed" else ""
-
-
-def backfill_headline(job: str, planned: int, outcomes: list[dict]) -> str:
-    """`3 of 3 days, 3 gates closed`: days done of those planned, and the gates' count."""
-    done = sum(1 for o in outcomes if o["state"] == "Completed" or o["state"] in CLOSED_STATES)
-    text = f"{done} of {planned} days"
-    if job in GATE_JOBS or any(o["state"] in CLOSED_STATES for o in outcomes):
-        closed = sum(1 for o in outcomes if gate_of(job, o["state"]) == "CLOSED")
-        opened = sum(1 for o in outcomes if gate_of(job, o["state"]) == "OPEN")
-        text += f", {closed} gate{'s' if closed != 1 else ''} closed"
-        if opened:
-            text += f", {opened} open"
-    return text
 
 
 @task(name="run-deployment-day", task_run_name="run {deployment} for {day}", cache_policy=NO_CACHE)

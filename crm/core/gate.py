@@ -83,3 +83,28 @@ def send_gate_markdown(gate: SendGate, runs: list[dict]) -> str:
             [{**r, "artifacts": ", ".join(r.get("artifacts", []))} for r in runs], ["job", "state", "run", "artifacts"]
         )
     return "\n".join(lines)
+
+
+# Run states that say a day's send gate is closed (the checks' own state names).
+CLOSED_STATES = ("GateClosed", "Diverged", "FilesRejected")
+GATE_JOBS = ("nightly", "quality", "reconcile")
+
+
+def gate_of(job: str, state: str) -> str:
+    """OPEN, CLOSED, or blank (the job does not decide the gate, or the run did not finish)."""
+    if state in CLOSED_STATES:
+        return "CLOSED"
+    return "OPEN" if job in GATE_JOBS and state == "Completed" else ""
+
+
+def backfill_headline(job: str, planned: int, outcomes: list[dict]) -> str:
+    """`3 of 3 days, 3 gates closed`: days done of those planned, and the gates' count."""
+    done = sum(1 for o in outcomes if o["state"] == "Completed" or o["state"] in CLOSED_STATES)
+    text = f"{done} of {planned} days"
+    if job in GATE_JOBS or any(o["state"] in CLOSED_STATES for o in outcomes):
+        closed = sum(1 for o in outcomes if gate_of(job, o["state"]) == "CLOSED")
+        opened = sum(1 for o in outcomes if gate_of(job, o["state"]) == "OPEN")
+        text += f", {closed} gate{'s' if closed != 1 else ''} closed"
+        if opened:
+            text += f", {opened} open"
+    return text
