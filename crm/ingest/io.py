@@ -351,7 +351,7 @@ def load_landing_file(
         result = validate_frame(
             parsed.frame,
             entity,
-            as_of=as_of,
+            as_of=landing_file.business_date,  # a file's rows are judged on its day, whichever run reads it
             known_ids=known_ids,
             row_numbers=parsed.row_numbers,
             origin="csv" if entity.file_format == "csv" else "json",
