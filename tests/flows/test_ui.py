@@ -39,7 +39,7 @@ def _task_states(flow_run_id) -> dict[str, str]:
 
 
 def _logs(flow_run_id, min_level: int = 30) -> list:
-    APILogHandler.flush()
+    APILogHandler().flush()
     with get_client(sync_client=True) as client:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
     return [log for log in logs if log.level >= min_level]
