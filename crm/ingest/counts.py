@@ -39,6 +39,7 @@ COUNT_COLUMNS = [
     "rows_loaded",
     "rows_quarantined",
     "rows_duplicate",
+    "rows_without_watermark",
     "error",
 ]
 

@@ -64,12 +64,14 @@ def last_ingested_day() -> Select:
     )
 
 
-def quarantine_by_rule(as_of: date) -> Select:
-    """Quarantined rows of a business day by source and rule, with one example reason each."""
+def quarantine_by_rule(as_of: date, *, by_business_date: bool = False) -> Select:
+    """Quarantined rows by source and rule, with one example reason each: of a run's day (`as_of`), or of
+    the rows belonging to that day (`by_business_date`), whichever run loaded them."""
     q = quarantined_rows
+    day = q.c.business_date if by_business_date else q.c.as_of
     return (
         select(q.c.source, q.c.rule, func.count().label("rows"), func.min(q.c.reason).label("example"))
-        .where(q.c.as_of == as_of)
+        .where(day == as_of)
         .group_by(q.c.source, q.c.rule)
         .order_by(q.c.source, q.c.rule)
     )

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def read_volume_history(conn: Connection, as_of: date, days: int) -> pd.DataFrame:
-    """Rows loaded per entity per day over the `days` ingested days before `as_of` (from ingest_batches)."""
+    """Rows loaded per entity per business day over the `days` days before `as_of` (from ingest_coverage)."""
     return read_frame(conn, queries.volume_history(as_of, days))
 
 
@@ -176,4 +176,9 @@ def read_health_inputs(conn: Connection, as_of: date, history_days: int) -> Heal
     batches = read_frame(conn, queries.day_batches(as_of))
     failed = read_frame(conn, queries.failed_files(as_of))
     recent = read_frame(conn, queries.recent_deliveries(as_of, history_days))
-    return HealthInputs(batches=batches, failed_files=failed, reasons=quarantine_summary(conn, as_of), recent=recent)
+    return HealthInputs(
+        batches=batches,
+        failed_files=failed,
+        reasons=quarantine_summary(conn, as_of, by_business_date=True),
+        recent=recent,
+    )
