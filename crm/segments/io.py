@@ -78,7 +78,7 @@ def plan_run(conn: Connection, as_of: date, *, full: bool, rewrite: bool) -> Run
 
 def _frames(conn: Connection, stmt: Select, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The statement's rows in frames of at most `chunk_rows` (server-side cursor on PostgreSQL)."""
-    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(stmt)
+    result = conn.execute(stmt.execution_options(stream_results=True, yield_per=chunk_rows))
     columns = list(result.keys())
     for rows in result.partitions(chunk_rows):
         values = list(zip(*rows, strict=False))
