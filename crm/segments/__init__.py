@@ -19,7 +19,7 @@ from crm.segments.derive import (
     rule_texts,
     typed_aggregates,
 )
-from crm.segments.io import SegmentRun, last_computed_day, plan_run, read_day, refresh_segments
+from crm.segments.io import SegmentRun, last_computed_day, plan_run, read_day, refresh_segments, write_report
 from crm.segments.queries import (
     SNAPSHOT_COLUMNS,
     aggregate_statement,
@@ -32,10 +32,20 @@ from crm.segments.queries import (
     segment_snapshot,
     valid_on,
 )
+from crm.segments.reports import (
+    LABELS,
+    flows_png,
+    previous_positions,
+    sizes_table,
+    summary_markdown,
+    transition_matrix,
+    transitions,
+)
 from crm.segments.states import LifecycleState, LifecycleSubstate, RunMode, SegmentChange, SegmentKind
 
 __all__ = [
     "AGGREGATE_COLUMNS",
+    "LABELS",
     "MEMBERSHIP_COLUMNS",
     "SEGMENT_COLUMNS",
     "SNAPSHOT_COLUMNS",
@@ -54,6 +64,7 @@ __all__ = [
     "derive_segments",
     "diff_memberships",
     "due_for_recheck",
+    "flows_png",
     "last_computed_day",
     "lifecycle",
     "load_segments_config",
@@ -62,6 +73,7 @@ __all__ = [
     "open_segments",
     "plan_run",
     "preferred_channel",
+    "previous_positions",
     "read_day",
     "recheck_on",
     "refresh_segments",
@@ -69,6 +81,11 @@ __all__ = [
     "rule_texts",
     "segment_changes",
     "segment_snapshot",
+    "sizes_table",
+    "summary_markdown",
+    "transition_matrix",
+    "transitions",
     "typed_aggregates",
     "valid_on",
+    "write_report",
 ]

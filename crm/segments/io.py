@@ -292,3 +292,15 @@ __all__ = [
     "read_day",
     "refresh_segments",
 ]
+
+
+def write_report(reports_url: str, key: str, data: bytes) -> str:
+    """Write a report file to the reports location (folder or S3); return its address for a link."""
+    from pathlib import Path
+
+    from crm.core.storage import open_store
+
+    open_store(reports_url).write_bytes(key, data)
+    if reports_url.startswith("s3://"):
+        return f"{reports_url.rstrip('/')}/{key}"
+    return str(Path(reports_url.removeprefix("file://")).expanduser().resolve() / key)
