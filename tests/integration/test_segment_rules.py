@@ -156,3 +156,9 @@ def test_rules_on_hand_built_rows_full_incremental_recheck_and_rewrite(backend):
     assert modes == ["full", "rewrite", "incremental"]  # the rewrite forgot the runs of the days it replaced
     pd.testing.assert_frame_equal(snapshot(engine, d2), s2)
     pd.testing.assert_frame_equal(snapshot(engine, d1), s1)
+
+    # A correction loaded later (customer 2 withdrew push consent on D0+1) makes the recheck differ.
+    with engine.begin() as conn:
+        versions(conn, CUSTOMER_CONTACTS, [contact(2, "push", False, at(d1, 8))], d2)
+    recheck = refresh_segments(engine, d1, CONFIG)
+    assert (recheck.mode, recheck.differences, recheck.difference_examples) == (RunMode.RECHECK, 1, [2])
