@@ -302,13 +302,15 @@ def memberships(segments: pd.DataFrame, config: SegmentsConfig) -> pd.DataFrame:
         return pd.DataFrame(columns=list(MEMBERSHIP_COLUMNS))
     long = pd.concat(parts, ignore_index=True)
     long["segment"] = long["segment"].astype(str)
+    # One rule per distinct (kind, segment), joined back: never a Python loop over customers.
+    pairs = long[["kind", "segment"]].drop_duplicates()
+    pairs["rule"] = [rule_of(k, s, texts, config) for k, s in zip(pairs["kind"], pairs["segment"], strict=False)]
+    long = long.merge(pairs, on=["kind", "segment"], how="left")
     # Lifecycle states are moved by the rule of their sub-state (rejected has none).
-    lifecycle_rule = pd.Series(
-        [texts.get((SegmentKind.LIFECYCLE_SUBSTATE.value, s)) for s in substate], index=ids, dtype=object
-    )
-    long["rule"] = [rule_of(k, s, texts, config) for k, s in zip(long["kind"], long["segment"], strict=False)]
+    sub_rules = {s: t for (k, s), t in texts.items() if k == SegmentKind.LIFECYCLE_SUBSTATE.value}
+    by_customer = pd.Series(pd.Series(substate, dtype=object).map(sub_rules).to_numpy(), index=ids)
     is_state = (long["kind"] == SegmentKind.LIFECYCLE.value).to_numpy()
-    from_sub = lifecycle_rule.reindex(long.loc[is_state, "customer_id"]).to_numpy(object)
+    from_sub = by_customer.reindex(long.loc[is_state, "customer_id"].to_numpy()).to_numpy(object)
     long.loc[is_state, "rule"] = np.where(pd.notna(from_sub), from_sub, long.loc[is_state, "rule"].to_numpy(object))
     return long[list(MEMBERSHIP_COLUMNS)]
 

@@ -379,9 +379,27 @@ def _changed_parts(as_of: date) -> list[Select]:
         h = history[entity.name]
         parts.append(select(h.c.customer_id).where(and_(h.c.valid_from >= start, h.c.valid_from < end)))
         parts.append(select(h.c.customer_id).where(h.c.ingested_on == as_of))
-    for entity in (PAYMENTS, MESSAGE_EVENTS, APP_EVENTS):
-        t = staging[entity.name]
-        parts.append(select(t.c.customer_id).where(t.c.ingested_on == as_of))
+    payments = staging[PAYMENTS.name]
+    parts.append(select(payments.c.customer_id).where(payments.c.ingested_on == as_of))
+    # Only the events segments read: deliveries, reactions and unsubscribes; logins.
+    messages = staging[MESSAGE_EVENTS.name]
+    counted = [
+        MessageEventType.DELIVERED,
+        MessageEventType.OPENED,
+        MessageEventType.CLICKED,
+        MessageEventType.UNSUBSCRIBED,
+    ]
+    parts.append(
+        select(messages.c.customer_id).where(
+            messages.c.ingested_on == as_of, messages.c.event_type.in_([t.value for t in counted])
+        )
+    )
+    events = staging[APP_EVENTS.name]
+    parts.append(
+        select(events.c.customer_id).where(
+            events.c.ingested_on == as_of, events.c.event_type == AppEventType.LOGIN.value
+        )
+    )
     return parts
 
 
