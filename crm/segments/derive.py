@@ -219,7 +219,7 @@ def derive_segments(agg: pd.DataFrame, as_of: date, config: SegmentsConfig) -> p
         }
     )
     for name in scores.columns:
-        out[name] = scores[name].to_numpy()
+        out[name] = scores[name].array  # keeps Int64 (scores) and object (cell) as they are
     for channel in CHANNELS:
         out[f"reachable_{channel}"] = agg[f"contact_{channel}"].to_numpy(bool) & ~technical
     out["preferred_channel"] = preferred_channel(agg, config)
