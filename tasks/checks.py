@@ -19,6 +19,7 @@ JOB_NEEDS = {
     "nightly": (True, True, ("ingest", "quality", "reconcile")),
     "quality": (False, False, ("quality",)),
     "reconcile": (True, False, ("reconcile",)),
+    "segments": (False, False, ("segments",)),
 }
 
 
@@ -35,8 +36,14 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
     settings = preflight(source=source, landing=ingesting)
     from crm.quality import load_quality_config  # after the connections: they fail faster
     from crm.reconcile import load_reconciliation_config
+    from crm.segments import load_segments_config
 
-    loaders = {"ingest": load_ingest_config, "quality": load_quality_config, "reconcile": load_reconciliation_config}
+    loaders = {
+        "ingest": load_ingest_config,
+        "quality": load_quality_config,
+        "reconcile": load_reconciliation_config,
+        "segments": load_segments_config,
+    }
     for name in configs:
         loaders[name]()
     if not ingesting:
