@@ -1,7 +1,7 @@
 """segments: memberships, events, sizes, runs, aggregates; indexes the nightly refresh looks up
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-27 05:07:46.521898
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
