@@ -93,8 +93,8 @@ def estimate_uplift(
     if n1 and n0 and not math.isnan(p0) and 0 < p0 + minimum_effect < 1:
         effect = proportion_effectsize(p0 + minimum_effect, p0)
         if effect != 0:
-            needed = int(
-                math.ceil(NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=n0 / n1))
+            needed = math.ceil(
+                NormalIndPower().solve_power(effect_size=effect, alpha=alpha, power=power, ratio=n0 / n1)
             )
     return UpliftEstimate(
         treated=n1,
