@@ -38,6 +38,12 @@ campaign_decisions = Table(
     Column("message_id", String(32), comment="The outbox message (planned ones)."),
     Column("not_before", DateTime, comment="Quiet hours: the message waits until then (business time zone)."),
     Column("cost_minor", BigInteger, comment="Price of the planned message."),
+    Column(
+        "sms_reachable",
+        Boolean,
+        nullable=False,
+        comment="The customer could get an SMS that day (the SMS-to-everyone baseline of the cascade's saving).",
+    ),
 )
 Index(None, campaign_decisions.c.customer_id)
 

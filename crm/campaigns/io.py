@@ -21,13 +21,14 @@ from crm.campaigns import queries as q
 from crm.campaigns import rules
 from crm.campaigns.config import Campaign, CampaignsConfig, load_campaigns, load_campaigns_config
 from crm.campaigns.states import Conversion, Decision, ExitReason, Trigger
+from crm.campaigns.uplift import attribute_last_click, estimate_uplift, experiment_table
 from crm.core.contracts import CHANNELS
 from crm.core.dates import end_of
 from crm.core.db import read_frame, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.core.storage import open_store
-from crm.sending import enqueue_messages, load_sending_config, message_ids
+from crm.sending import enqueue_messages, load_sending_config, message_ids, read_funnel
 from models.campaigns import campaign_decisions, campaign_entries, campaign_runs, purged_customers
 
 _IDS_PER_QUERY = 10_000
@@ -452,6 +453,8 @@ def candidate_decisions(
         overrides.get(c, {}).get(ch, prices.get(ch, 0)) if d == Decision.PLANNED.value else None
         for c, ch, d in zip(candidates["campaign_id"], candidates["channel"], candidates["decision"], strict=True)
     ]
+    sms_ok = reach.loc[(reach["channel"] == "sms") & (reach["status"] == rules.REACHABLE), "customer_id"]
+    candidates["sms_reachable"] = candidates["customer_id"].isin(sms_ok).to_numpy()
     candidates["as_of"] = pd.Timestamp(as_of)
     return candidates
 
@@ -567,3 +570,145 @@ def read_entries(conn: Connection, campaign_ids: Sequence[str] | None = None) ->
     if campaign_ids is not None:
         stmt = stmt.where(e.c.campaign_id.in_(list(campaign_ids)))
     return read_frame(conn, stmt)
+
+
+# --------------------------------------------------------------------------- reports' figures
+
+
+def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
+    """Per campaign and step, the days from `start` to `end`: entered, in control, skipped by reason, planned per
+    channel, then sent / delivered / opened / clicked (the outbox), spend, and the entries that converted."""
+    decisions = read_decisions(conn, start, end)
+    funnel = read_funnel(conn, start, end)
+    entries = read_entries(conn)
+    rows: dict[tuple[str, int], dict] = {}
+
+    def row(campaign_id: str, step: int) -> dict:
+        return rows.setdefault((campaign_id, int(step)), {"campaign_id": campaign_id, "step": int(step)})
+
+    if not decisions.empty:
+        first = decisions[decisions["touch"] == 0]
+        for (c, s), part in first.groupby(["campaign_id", "step"]):
+            keys = part.drop_duplicates(["customer_id", "wave"])
+            r = row(c, s)
+            r["entered"] = len(keys)
+            r["control"] = int((keys["group"] == "control").sum())
+        for (c, s, reason), part in decisions[decisions["decision"] == "skipped"].groupby(
+            ["campaign_id", "step", "reason"]
+        ):
+            row(c, s)[f"skipped_{reason}"] = len(part)
+        for (c, s, ch), part in decisions[decisions["decision"] == "planned"].groupby(
+            ["campaign_id", "step", "channel"]
+        ):
+            row(c, s)[f"planned_{ch}"] = len(part)
+    if not funnel.empty:
+        funnel = funnel.assign(campaign_step=rules.campaign_step(funnel["step"]))
+        for (c, s), part in funnel.groupby(["campaign_id", "campaign_step"]):
+            r = row(c, s)
+            for column in ("sent", "delivered", "opened", "clicked", "unsubscribed", "cost_minor"):
+                r[column] = int(part[column].sum())
+            for ch, spent in part.groupby("channel")["cost_minor"].sum().items():
+                r[f"spend_{ch}"] = int(spent)
+    if not entries.empty:
+        entries["exited_on"] = pd.to_datetime(entries["exited_on"])
+        converted = entries[
+            (entries["exit_reason"] == ExitReason.CONVERTED.value)
+            & (entries["exited_on"] >= pd.Timestamp(start))
+            & (entries["exited_on"] <= pd.Timestamp(end))
+            & (entries["group"] == "treatment")
+        ]
+        for c, part in converted.groupby("campaign_id"):
+            row(c, 1)["converted"] = len(part)  # a conversion ends the chain: counted on the first step's line
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        return frame
+    numbers = [c for c in frame.columns if c not in ("campaign_id", "step")]
+    frame[numbers] = frame[numbers].fillna(0).astype("int64")
+    return frame.sort_values(["campaign_id", "step"], ignore_index=True)
+
+
+def sms_saving(conn: Connection, start: date, end: date, sms_price: int) -> dict:
+    """The cascade's SMS against an SMS to everyone reachable by SMS (treated customers of each due step)."""
+    d = read_decisions(conn, start, end)
+    if d.empty:
+        return {"baseline_sms": 0, "cascade_sms": 0, "saved_sms": 0, "saved_minor": 0, "saving_share": None}
+    first = d[(d["touch"] == 0) & (d["group"] == "treatment") & d["sms_reachable"].astype(bool)]
+    baseline = len(first.drop_duplicates(["as_of", "campaign_id", "customer_id", "wave", "step"]))
+    cascade = int(((d["channel"] == "sms") & (d["decision"] == Decision.PLANNED.value)).sum())
+    saved = baseline - cascade
+    return {
+        "baseline_sms": baseline,
+        "cascade_sms": cascade,
+        "saved_sms": saved,
+        "saved_minor": saved * sms_price,
+        "saving_share": saved / baseline if baseline else None,
+    }
+
+
+def uplift_table(
+    conn: Connection, as_of: date, *, window_days: int, alpha: float, power: float, minimum_effect: float
+) -> pd.DataFrame:
+    """Per campaign (step 0 = the whole campaign) and per step: treated versus control over entries whose window
+    has started; conversions (any application, loan or purchase) and revenue (purchases and interest paid)."""
+    entries = read_entries(conn)
+    if entries.empty:
+        return pd.DataFrame()
+    entries["entered_on"] = pd.to_datetime(entries["entered_on"])
+    entries = entries[entries["entered_on"] < pd.Timestamp(as_of)]
+    if entries.empty:
+        return pd.DataFrame()
+    since = entries["entered_on"].min().date()
+    ids = _ids(entries)
+    events = _read_for(conn, q.conversions(as_of, list(Conversion), since), ids)
+    interest = _read_for(conn, q.interest_paid(as_of, since), ids)
+    revenue_events = pd.concat(
+        [events[["customer_id", "at", "revenue_minor"]], interest[["customer_id", "at", "revenue_minor"]]],
+        ignore_index=True,
+    )
+    conversions = events[["customer_id", "at"]].assign(revenue_minor=0)
+    rows = []
+    first_touch = read_decisions(conn, since, as_of)
+    for campaign_id, part in entries.groupby("campaign_id"):
+        populations = [(0, part)]
+        if not first_touch.empty:
+            mine = first_touch[(first_touch["campaign_id"] == campaign_id) & (first_touch["touch"] == 0)]
+            for step, reached in mine.groupby("step"):
+                keys = reached[["customer_id", "wave", "as_of"]].drop_duplicates(["customer_id", "wave"])
+                pop = part.merge(keys, on=["customer_id", "wave"]).assign(
+                    entered_on=lambda f: pd.to_datetime(f["as_of"])
+                )
+                populations.append((int(step), pop.drop(columns="as_of")))
+        for step, pop in populations:
+            table = uplift_frame(pop, conversions, revenue_events, window_days)
+            if table.empty:
+                continue
+            estimate = estimate_uplift(table, alpha=alpha, power=power, minimum_effect=minimum_effect)
+            rows.append({"campaign_id": campaign_id, "step": step} | estimate.as_dict())
+    return pd.DataFrame(rows)
+
+
+def uplift_frame(
+    population: pd.DataFrame, conversions: pd.DataFrame, revenue_events: pd.DataFrame, window_days: int
+) -> pd.DataFrame:
+    """The experiment's table (one row per entry: group, converted, revenue) from a population's start days."""
+    table = experiment_table(population, conversions, window_days)
+    if table.empty:
+        return table
+    revenue = experiment_table(population, revenue_events, window_days)["revenue"]
+    return table.assign(revenue=revenue.to_numpy())
+
+
+def crm_share_of_applications(conn: Connection, start: date, end: date, window_days: int) -> pd.DataFrame:
+    """Per day: loan applications, those whose customer clicked a campaign message within the window before (last
+    click), and their share: the headline KPI of DOMAIN.md."""
+    apps = read_frame(conn, q.applications_created(end, start))
+    if apps.empty:
+        return pd.DataFrame(columns=["day", "applications", "from_crm", "share"])
+    clicks = read_frame(conn, q.clicks_until(end, start - timedelta(days=window_days)))
+    attributed = attribute_last_click(apps.rename(columns={"created_at": "at"}), clicks, window_days)
+    attributed["day"] = pd.to_datetime(attributed["at"]).dt.normalize()
+    per_day = attributed.groupby("day").agg(
+        applications=("customer_id", "size"), from_crm=("campaign_id", lambda s: int(s.notna().sum()))
+    )
+    per_day["share"] = per_day["from_crm"] / per_day["applications"]
+    return per_day.reset_index()

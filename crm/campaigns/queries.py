@@ -206,3 +206,16 @@ def purged_on(as_of: date) -> Select:
         .where(p.c.purged_on <= as_of, or_(p.c.restored_on.is_(None), p.c.restored_on > as_of))
         .distinct()
     )
+
+
+def applications_created(as_of: date, since: date) -> Select:
+    """Loan applications created from `since` to the end of `as_of`."""
+    a = _sub("loan_applications", as_of, "a")
+    return select(a.c.customer_id, a.c.created_at).where(a.c.created_at >= start_of(since))
+
+
+def clicks_until(as_of: date, since: date) -> Select:
+    """Clicks on campaign messages from `since` to the end of `as_of` (outbox report times)."""
+    return select(outbox.c.customer_id, outbox.c.clicked_at, outbox.c.campaign_id).where(
+        outbox.c.clicked_at >= start_of(since), outbox.c.clicked_at < end_of(as_of)
+    )

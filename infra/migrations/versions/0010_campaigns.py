@@ -1,8 +1,8 @@
-"""campaign entries, decisions, runs and purged customers
+"""campaigns
 
 Revision ID: 0010
 Revises: 0006
-Create Date: 2026-11-27 04:39:56.064674
+Create Date: 2026-11-27 04:45:45.738764
 """
 
 from alembic import op
@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.String(length=32), nullable=True, comment='The outbox message (planned ones).'),
     sa.Column('not_before', sa.DateTime(), nullable=True, comment='Quiet hours: the message waits until then (business time zone).'),
     sa.Column('cost_minor', sa.BigInteger(), nullable=True, comment='Price of the planned message.'),
+    sa.Column('sms_reachable', sa.Boolean(), nullable=False, comment="The customer could get an SMS that day (the SMS-to-everyone baseline of the cascade's saving)."),
     sa.PrimaryKeyConstraint('as_of', 'campaign_id', 'customer_id', 'wave', 'step', 'channel', name=op.f('pk_campaign_decisions'))
     )
     with op.batch_alter_table('campaign_decisions', schema=None) as batch_op:
