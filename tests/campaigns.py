@@ -37,3 +37,52 @@ def table(engine: Engine, t) -> pd.DataFrame:
     """A whole table as a frame."""
     with engine.connect() as conn:
         return read_frame(conn, select(t))
+
+
+def seed_entity(engine: Engine, entity_name: str, rows: list[dict], *, ingested_on: date) -> None:
+    """Rows of a contract entity as ingestion writes them: the latest version in stg_*, every version in hist_*."""
+    from crm.core.contracts import ENTITIES
+    from crm.core.db import write_frame
+    from crm.ingest import record_versions
+    from models.ingest import staging
+
+    entity = ENTITIES[entity_name]
+    frame = pd.DataFrame(rows)
+    for column in entity.columns:
+        if column.kind == "timestamp" and column.name in frame:
+            frame[column.name] = pd.to_datetime(frame[column.name])
+        if column.kind == "date" and column.name in frame:
+            frame[column.name] = pd.to_datetime(frame[column.name])
+    with engine.begin() as conn:
+        write_frame(
+            conn, staging[entity_name], frame.assign(ingested_on=pd.Timestamp(ingested_on)), on_conflict="update"
+        )
+        if entity.versioned:
+            record_versions(conn, entity, frame, ingested_on)
+
+
+def seed_customers(engine: Engine, ids, *, registered_at: str, birth_date: str | None = None, day: date) -> None:
+    """Customers registered at one time, with consented e-mail, push and SMS contacts (+380 numbers)."""
+    from tests.sending import address, seed_contacts
+
+    seed_entity(
+        engine,
+        "customers",
+        [
+            {
+                "customer_id": i,
+                "registered_at": registered_at,
+                "birth_date": birth_date,
+                "signup_channel": "online",
+                "is_technical": False,
+                "updated_at": registered_at,
+            }
+            for i in ids
+        ],
+        ingested_on=day,
+    )
+    seed_contacts(
+        engine,
+        [(i, ch, address(i, ch), True, pd.Timestamp(registered_at)) for i in ids for ch in ("push", "email", "sms")],
+        ingested_on=day,
+    )

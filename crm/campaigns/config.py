@@ -21,6 +21,7 @@ from crm.core.contracts import Channel
 
 CAMPAIGNS_DIR = Path(__file__).resolve().parents[2] / "campaigns"
 _ID = r"^[a-z0-9][a-z0-9-]{0,47}$"
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it: 10x faster
 
 
 class Audience(BaseModel):
@@ -194,7 +195,7 @@ def campaigns_dir() -> Path:
 def load_campaign_file(path: Path) -> Campaign:
     """One campaign file, validated; the id must be the file's name."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

@@ -354,9 +354,7 @@ def purge(conn: Connection, candidates: pd.DataFrame, as_of: date, already: np.n
     entries = _read_for(conn, select(campaign_entries), todo["customer_id"].to_numpy())
     archive = todo.merge(
         entries.groupby("customer_id")
-        .apply(
-            lambda f: f.drop(columns="customer_id").to_json(orient="records", date_format="iso"), include_groups=False
-        )
+        .apply(lambda f: f.to_json(orient="records", date_format="iso"), include_groups=False)
         .rename("campaign_entries")
         .reset_index()
         if not entries.empty

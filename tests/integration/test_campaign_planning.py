@@ -1,0 +1,116 @@
+"""Planning rules against a hand-built warehouse: the purge and restore, the approval's three days, the gate."""
+
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import select
+
+from crm.campaigns import ARCHIVE_PREFIX, artifacts_url, load_campaigns, plan_campaigns, restore_customers
+from crm.core.storage import open_store
+from models.campaigns import campaign_decisions, campaign_entries, campaign_runs, purged_customers
+from models.sending import outbox
+from tests.campaigns import plan_days, seed_customers, seed_entity, table, write_campaigns
+from tests.sending import set_gate, warehouse
+
+D0 = date(2026, 3, 1)
+
+
+def _campaign(id_, trigger: dict, **extra) -> dict:
+    return {
+        "id": id_,
+        "holdout_share": 0.0,
+        "audience": trigger,
+        "steps": [{"day": 0, "cascade": ["email"], "template_id": f"{id_}-1"}],
+    } | extra
+
+
+def test_a_purged_customer_is_archived_never_planned_then_restored_and_planned_again(backend, tmp_path):
+    engine = warehouse(backend.warehouse_url)
+    # Birthdays 33 days after D0 + 4: the birthday campaign fires on D0 + 4.
+    birthday = D0 + timedelta(days=4 + 33)
+    seed_customers(engine, [1, 2], registered_at="2026-03-01 10:00", birth_date=f"1990-{birthday:%m-%d}", day=D0)
+    folder = write_campaigns(
+        tmp_path / "campaigns",
+        _campaign(
+            "deep",
+            {"trigger": "registered"},
+            exit_on=["application"],
+            purge={"after_days": 2, "rejected_applicants": False},
+        ),
+        _campaign("bday", {"trigger": "birthday", "days_before": 33}),
+    )
+    campaigns = load_campaigns(folder)
+    plan_days(engine, D0, D0 + timedelta(days=2), campaigns=campaigns)
+
+    purged = table(engine, purged_customers)
+    assert sorted(purged["customer_id"]) == [1, 2] and set(purged["reason"]) == {"deep_churn_no_response"}
+    key = f"{ARCHIVE_PREFIX}/{D0 + timedelta(days=2)}.csv"
+    archive = pd.read_csv(io.BytesIO(open_store(artifacts_url()).read_bytes(key)))
+    assert sorted(archive["customer_id"]) == [1, 2] and archive["campaign_entries"].str.contains("deep").all()
+    assert set(table(engine, campaign_entries)["exit_reason"]) == {"purged"}
+
+    assert restore_customers(engine, D0 + timedelta(days=3), customer_ids=[1]) == 1
+    plan_days(engine, D0 + timedelta(days=3), D0 + timedelta(days=4), campaigns=campaigns)
+    decisions = table(engine, campaign_decisions)
+    greeted = decisions[(decisions["campaign_id"] == "bday") & (decisions["decision"] == "planned")]
+    assert greeted["customer_id"].tolist() == [1]  # restored: planned again; 2 stays out of the active base
+    purged = table(engine, purged_customers).set_index("customer_id")
+    assert pd.isna(purged.loc[2, "restored_on"]) and len(purged) == 2  # nothing was deleted
+
+    # Restoring by archive file brings back the rest of that archive.
+    assert restore_customers(engine, D0 + timedelta(days=5), archive_key=key) == 1
+
+
+def test_the_approval_cascade_stops_when_the_three_days_are_over(backend, tmp_path):
+    engine = warehouse(backend.warehouse_url)
+    seed_customers(engine, [7], registered_at="2026-02-01 10:00", day=D0)
+    application = {
+        "application_id": 70,
+        "customer_id": 7,
+        "created_at": "2026-03-01 09:00",
+        "requested_amount_minor": 500000,
+    }
+    seed_entity(
+        engine,
+        "loan_applications",
+        [application | {"status": "approved", "updated_at": "2026-03-01 11:00"}],
+        ingested_on=D0,
+    )
+    seed_entity(
+        engine,
+        "application_status_changes",
+        [{"change_id": 1, "application_id": 70, "status": "approved", "changed_at": "2026-03-01 11:00"}],
+        ingested_on=D0,
+    )
+    campaigns = [c for c in load_campaigns() if c.id == "approved-not-taken"]
+    plan_days(
+        engine, D0, D0 + timedelta(days=4), campaigns=[c.model_copy(update={"holdout_share": 0.0}) for c in campaigns]
+    )
+    decisions = table(engine, campaign_decisions).sort_values("as_of")
+    planned = decisions[decisions["decision"] == "planned"]
+    assert [(pd.Timestamp(d).date(), ch) for d, ch in zip(planned["as_of"], planned["channel"], strict=True)] == [
+        (D0, "push"),
+        (D0 + timedelta(days=1), "email"),
+        (D0 + timedelta(days=2), "sms"),
+    ]
+    entry = table(engine, campaign_entries).iloc[0]
+    assert entry["exit_reason"] == "expired" and pd.Timestamp(entry["exited_on"]).date() == D0 + timedelta(days=3)
+
+
+def test_a_closed_gate_plans_nothing_unless_forced_and_the_force_is_recorded(backend, tmp_path):
+    engine = warehouse(backend.warehouse_url)
+    seed_customers(engine, [1, 2, 3], registered_at="2026-03-01 10:00", day=D0)
+    campaigns = load_campaigns(write_campaigns(tmp_path / "c", _campaign("hello", {"trigger": "registered"})))
+    set_gate(engine, D0, fit=False)
+    refused = plan_campaigns(engine, D0, campaigns=campaigns)
+    assert refused.refused and refused.planned == 0
+    assert table(engine, outbox).empty and table(engine, campaign_entries).empty
+    forced = plan_campaigns(engine, D0, campaigns=campaigns, force=True)
+    assert forced.forced and not forced.refused and forced.planned == 3
+    runs = table(engine, campaign_runs).sort_values("started_at")
+    assert runs["refused"].tolist() == [True, False] and runs["forced"].tolist() == [False, True]
+    with engine.connect() as conn:
+        assert len(conn.execute(select(outbox.c.message_id)).all()) == 3
