@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from sqlalchemy import Select, and_, func, literal, or_, select, union_all
+from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
 
 from crm.campaigns.states import Conversion
 from crm.core.dates import end_of, start_of
@@ -94,7 +94,7 @@ def inactive_since_repayment(as_of: date, days: int) -> Select:
 def rejected_applicants(as_of: date, last_before: date) -> Select:
     """Customers whose every application was rejected, the last one created before `last_before`."""
     apps = _sub("loan_applications", as_of, "a")
-    rejected = func.sum(func.cast(apps.c.status == "rejected", type_=apps.c.application_id.type))
+    rejected = func.sum(case((apps.c.status == "rejected", 1), else_=0))
     return (
         select(apps.c.customer_id)
         .group_by(apps.c.customer_id)
