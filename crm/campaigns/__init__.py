@@ -20,10 +20,12 @@ from crm.campaigns.io import (
     candidate_decisions,
     crm_share_of_applications,
     plan_campaigns,
+    read_conversions,
     read_decisions,
     read_entries,
     restore_customers,
     sms_saving,
+    uplift_frame,
     uplift_table,
 )
 from crm.campaigns.reports import (
@@ -97,6 +99,7 @@ __all__ = [
     "plan_campaigns",
     "plan_markdown",
     "reachability",
+    "read_conversions",
     "read_decisions",
     "read_entries",
     "restore_customers",
@@ -104,6 +107,7 @@ __all__ = [
     "sms_saving",
     "timezone_of",
     "uplift_chart_png",
+    "uplift_frame",
     "uplift_markdown",
     "uplift_table",
 ]

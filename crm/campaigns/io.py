@@ -710,3 +710,8 @@ def crm_share_of_applications(conn: Connection, start: date, end: date, window_d
     )
     per_day["share"] = per_day["from_crm"] / per_day["applications"]
     return per_day.reset_index()
+
+
+def read_conversions(conn: Connection, as_of: date, kinds: Sequence[Conversion | str], since: date) -> pd.DataFrame:
+    """Conversion events (customer_id, kind, at, revenue_minor) known by the end of `as_of`, from `since`."""
+    return read_frame(conn, q.conversions(as_of, [Conversion(k) for k in kinds], since), integers=("revenue_minor",))
