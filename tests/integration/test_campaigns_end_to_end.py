@@ -116,7 +116,7 @@ def test_a_simulated_month_of_campaigns_end_to_end(sqlite_backend, tmp_path):
     provider = FileExportProvider("file-export", FileProviderConfig(), inbox)
 
     day = START
-    for t in range(DAYS):
+    for _ in range(DAYS):
         simulate(source, landing, customers=75, days=1, seed=11, start=START, config=config, inbox=inbox)
         ingest_days(day, day)
         apply_delivery_reports(engine, day)
