@@ -215,6 +215,33 @@ def run_reconcile(as_of: AsOf) -> None:
     _report_verdict(result["summary"], result["fit_for_sending"])
 
 
+@run_app.command("segments")
+def run_segments(
+    as_of: AsOf,
+    full: Annotated[bool, typer.Option("--full", help="Recompute every customer (a backfill's path).")] = False,
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite", help="For a stored day: replace the history from this day on (re-run the days after)."
+        ),
+    ] = False,
+) -> None:
+    """Lifecycle states, RFM, reachability and channel preference for one business day (exits 2 if a recheck differs)."""
+    day = _day(as_of)
+    _check("segments", day)
+    from flows.segments import segments
+
+    result = segments(as_of=day, full=full, rewrite=rewrite)
+    suspect = "" if result["gate_open"] else " (data suspect: the send gate is closed)"
+    typer.echo(
+        f"segments {result['as_of']} {result['mode']}: {result['customers_computed']:,} customers computed, "
+        f"{result['customers_changed']:,} changed, {result['events']:,} events{suspect}"
+    )
+    if result["differences"]:
+        typer.echo(f"{result['differences']:,} customers differ from the stored day; --rewrite replaces it")
+        raise typer.Exit(2)
+
+
 @run_app.command("dispatch")
 def run_dispatch(
     as_of: AsOf,

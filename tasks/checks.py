@@ -20,6 +20,7 @@ JOB_NEEDS = {
     "quality": (False, False, ("quality",)),
     "reconcile": (True, False, ("reconcile",)),
     "campaigns": (False, False, ("campaigns", "sending")),
+    "segments": (False, False, ("segments",)),
 }
 
 
@@ -37,6 +38,7 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
     from crm.campaigns import load_campaigns, load_campaigns_config
     from crm.quality import load_quality_config  # after the connections: they fail faster
     from crm.reconcile import load_reconciliation_config
+    from crm.segments import load_segments_config
     from crm.sending import load_sending_config
 
     loaders = {
@@ -45,6 +47,7 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
         "reconcile": load_reconciliation_config,
         "campaigns": lambda: (load_campaigns_config(), load_campaigns()),
         "sending": load_sending_config,
+        "segments": load_segments_config,
     }
     for name in configs:
         loaders[name]()

@@ -33,7 +33,9 @@ class Audience(BaseModel):
     segments: list[str] = Field(default_factory=list, description="segment_entered: segments entered that day.")
     loyalty_events: list[str] = Field(default_factory=list, description="loyalty_event: event kinds.")
     lifecycle_states: list[str] = Field(default_factory=list, description="Filter: lifecycle state (segments).")
-    rfm_cells: list[str] = Field(default_factory=list, description="Filter: RFM cells like '555' (segments).")
+    rfm_cells: list[str] = Field(
+        default_factory=list, description="Filter: RFM cells (segments: champions, at_risk...)."
+    )
     churn_deciles: list[int] = Field(default_factory=list, description="Filter: churn-risk deciles, 1 = highest.")
 
     @model_validator(mode="after")

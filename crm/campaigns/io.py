@@ -28,6 +28,7 @@ from crm.core.db import read_frame, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.core.storage import open_store
+from crm.segments import segment_snapshot
 from crm.sending import enqueue_messages, load_sending_config, message_ids, read_funnel
 from models.campaigns import campaign_decisions, campaign_entries, campaign_runs, purged_customers
 
@@ -173,9 +174,7 @@ def filter_audience(conn: Connection, campaign: Campaign, as_of: date, ids: np.n
 
 
 def _segment_snapshot(conn: Connection, as_of: date, ids: np.ndarray) -> pd.DataFrame | None:
-    try:
-        from crm.segments import segment_snapshot  # the segments capability, when installed
-    except ImportError:
+    if not _has_table(conn, "segment_memberships"):
         return None
     return _read_for(conn, segment_snapshot(as_of), ids)
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0006'
+down_revision = '0008'  # 0006 in the brief; chained after segments' 0008 once merged (the lead re-chains)
 branch_labels = None
 depends_on = None
 
