@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Column, Date, DateTime, Index, Integer, String, Table, Text
 
 from models.base import metadata
+from models.ingest import history
 
 campaign_entries = Table(
     "campaign_entries",
@@ -73,3 +74,6 @@ purged_customers = Table(
     Column("archive_key", String(256), nullable=False, comment="Archive file in the artifacts location."),
     Column("restored_on", Date, comment="Back in the active base from this day (crm campaigns restore)."),
 )
+
+# The welcome chain's trigger reads who registered on a day (ingestion's table, campaigns' lookup).
+Index(None, history["customers"].c.registered_at)

@@ -109,7 +109,9 @@ def trigger_audience(conn: Connection, campaign: Campaign, as_of: date, config: 
     if a.trigger is Trigger.FIRST_LOAN_REPAID:
         return _ids(read_frame(conn, q.first_loan_repaid_on(as_of, day)))
     if a.trigger is Trigger.BIRTHDAY:
-        people = read_frame(conn, q.customers_with_birthdays(as_of))
+        target = as_of + timedelta(days=a.days_before)
+        month_days = [f"{target:%m-%d}"] + (["02-29"] if f"{target:%m-%d}" == "02-28" else [])
+        people = read_frame(conn, q.customers_with_birthdays(as_of, conn.dialect.name, month_days))
         if people.empty:
             return _ids(people)
         return _ids(people[rules.birthday_in(people["birth_date"], as_of, a.days_before)])
@@ -351,18 +353,11 @@ def purge(conn: Connection, candidates: pd.DataFrame, as_of: date, already: np.n
         return 0, None
     key = f"{ARCHIVE_PREFIX}/{as_of.isoformat()}.csv"
     entries = _read_for(conn, select(campaign_entries), todo["customer_id"].to_numpy())
-    archive = todo.merge(
-        entries.groupby("customer_id")
-        .apply(lambda f: f.to_json(orient="records", date_format="iso"), include_groups=False)
-        .rename("campaign_entries")
-        .reset_index()
-        if not entries.empty
-        else pd.DataFrame(columns=["customer_id", "campaign_entries"]),
-        on="customer_id",
-        how="left",
-    ).assign(purged_on=as_of.isoformat())
+    # One line per customer and campaign entry they had (or one line without): ids, days and groups, no contacts.
+    archive = todo.merge(entries.rename(columns={"campaign_id": "entry_campaign_id"}), on="customer_id", how="left")
+    archive.insert(1, "purged_on", as_of.isoformat())
     buffer = io.StringIO()
-    archive[["customer_id", "purged_on", "reason", "campaign_id", "campaign_entries"]].to_csv(buffer, index=False)
+    archive.to_csv(buffer, index=False)
     open_store(artifacts_url()).write_bytes(key, buffer.getvalue().encode())  # the archive first, then the mark
     rows = todo.assign(purged_on=pd.Timestamp(as_of), archive_key=key, restored_on=pd.NaT)
     write_frame(conn, purged_customers, rows[[c.name for c in purged_customers.columns]], on_conflict="update")

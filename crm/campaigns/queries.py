@@ -27,10 +27,16 @@ def customers_registered_on(as_of: date, day: date) -> Select:
     )
 
 
-def customers_with_birthdays(as_of: date) -> Select:
-    """Customers (not technical) with a birth date, as of the day (the calendar match is done in pandas)."""
+def customers_with_birthdays(as_of: date, dialect: str, month_days: Sequence[str]) -> Select:
+    """Customers (not technical) whose birth date's month and day ('MM-DD') is one of `month_days`, as of the day."""
     c = _sub("customers", as_of, "c")
-    return select(c.c.customer_id, c.c.birth_date).where(c.c.birth_date.is_not(None), c.c.is_technical.is_(False))
+    if dialect == "postgresql":
+        month_day = func.to_char(c.c.birth_date, "MM-DD")
+    else:
+        month_day = func.strftime("%m-%d", c.c.birth_date)
+    return select(c.c.customer_id, c.c.birth_date).where(
+        c.c.birth_date.is_not(None), c.c.is_technical.is_(False), month_day.in_(list(month_days))
+    )
 
 
 def technical_customers(as_of: date) -> Select:

@@ -12,9 +12,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
-from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from crm.campaigns.states import Group
 
@@ -68,6 +65,11 @@ def estimate_uplift(
     a two-sided z-test at `alpha` needs to detect an absolute uplift of `minimum_effect` with
     `power`, with the control group in the observed ratio.
     """
+    # statsmodels is imported here: planning (which imports this package) does not pay for it.
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
+    from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
     is_treated = frame[group].astype(str).to_numpy() == Group.TREATMENT.value
     is_control = frame[group].astype(str).to_numpy() == Group.CONTROL.value
     conv = frame[converted].astype(bool).to_numpy()

@@ -1,5 +1,8 @@
 """Issue 14's end to end, over a simulated month: simulate -> ingest -> delivery reports -> send gate ->
-campaigns -> dispatch to the file export -> the world reacts -> uplift and funnel reports.
+segments -> campaigns -> dispatch to the file export -> the world reacts -> uplift and funnel reports.
+
+The send gate is recorded open by the test (quality and reconciliation have their own flow tests;
+running Great Expectations forty times would take minutes).
 
 Checked from the provider's side (the lists the file export handed over, which the world reads):
 no message reached a control-group customer (the hash, recomputed here) or a contact that had
@@ -29,6 +32,7 @@ from crm.campaigns import (
 from crm.core.db import read_frame
 from crm.core.settings import make_engine, warehouse_engine
 from crm.core.storage import open_store
+from crm.segments import load_segments_config, refresh_segments
 from crm.sending import (
     FileExportProvider,
     FileProviderConfig,
@@ -39,6 +43,7 @@ from crm.sending import (
 from crm.simulator import Reaction, SimulationConfig, read_received, simulate
 from models import source as src
 from models.campaigns import campaign_entries
+from models.segments import segment_runs
 from tests.campaigns import write_campaigns
 from tests.sending import set_gate
 from tests.simulated import START, ingest_days
@@ -114,6 +119,7 @@ def test_a_simulated_month_of_campaigns_end_to_end(sqlite_backend, tmp_path):
     inbox = open_store(default_export_url())
     engine = warehouse_engine()
     provider = FileExportProvider("file-export", FileProviderConfig(), inbox)
+    segments_config = load_segments_config()
 
     day = START
     for _ in range(DAYS):
@@ -121,10 +127,14 @@ def test_a_simulated_month_of_campaigns_end_to_end(sqlite_backend, tmp_path):
         ingest_days(day, day)
         apply_delivery_reports(engine, day)
         set_gate(engine, day)
+        refresh_segments(engine, day, segments_config)
         plan_campaigns(engine, day, campaigns=campaigns)
         dispatch_messages(engine, provider, day, ["push", "email", "sms"], run_label="e2e")
         day += timedelta(days=1)
     last = day - timedelta(days=1)
+
+    with engine.connect() as conn:
+        assert len(read_frame(conn, select(segment_runs))) == DAYS  # segments ran every night before campaigns
 
     # --------------------------------------------------------------- from the provider's side
     received = pd.concat(
