@@ -209,6 +209,8 @@ def new_entries(
         if len(ids) == 0:
             continue
         mine = history[history["campaign_id"] == campaign.id] if not history.empty else history
+        if not mine.empty:  # a backfill of an older day sees only the entries before it
+            mine = mine[pd.to_datetime(mine["entered_on"]) < pd.Timestamp(as_of)]
         wave = pd.Series(1, index=ids, dtype="int64")
         if not mine.empty:
             mine = mine.assign(

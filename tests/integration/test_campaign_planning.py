@@ -114,3 +114,48 @@ def test_a_closed_gate_plans_nothing_unless_forced_and_the_force_is_recorded(bac
     assert runs["refused"].tolist() == [True, False] and runs["forced"].tolist() == [False, True]
     with engine.connect() as conn:
         assert len(conn.execute(select(outbox.c.message_id)).all()) == 3
+
+
+def test_loyalty_campaigns_read_loyalty_events_when_the_table_exists_and_a_backfill_keeps_the_waves(backend, tmp_path):
+    from sqlalchemy import BigInteger, Column, Date, MetaData, String, Table
+
+    engine = warehouse(backend.warehouse_url)
+    seed_customers(engine, [1, 2], registered_at="2026-02-01 10:00", day=D0)
+    campaign = _campaign(
+        "joined",
+        {"trigger": "loyalty_event", "loyalty_events": ["joined"]},
+        max_days=1,
+        reentry_after_days=1,
+        exit_on=[],
+    )
+    campaigns = load_campaigns(write_campaigns(tmp_path / "c", campaign))
+    plan_days(engine, D0, D0, campaigns=campaigns)  # loyalty not installed: nobody, no error
+    assert table(engine, campaign_entries).empty
+
+    # The loyalty capability's table, as its branch defines it (created here when it is not merged yet).
+    events = Table(
+        "loyalty_events",
+        MetaData(),
+        Column("as_of", Date, primary_key=True),
+        Column("customer_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("event", String(32), primary_key=True),
+        Column("detail", String(256)),
+        Column("amount_minor", BigInteger),
+    )
+    events.create(engine, checkfirst=True)
+    with engine.begin() as conn:
+        conn.execute(
+            events.insert(),
+            [
+                {"as_of": D0 + timedelta(days=1), "customer_id": 1, "event": "joined"},
+                {"as_of": D0 + timedelta(days=1), "customer_id": 2, "event": "tier_changed"},
+                {"as_of": D0 + timedelta(days=4), "customer_id": 1, "event": "joined"},
+            ],
+        )
+    plan_days(engine, D0 + timedelta(days=1), D0 + timedelta(days=5), campaigns=campaigns)
+    entries = table(engine, campaign_entries).sort_values("wave")
+    assert entries["customer_id"].tolist() == [1, 1] and entries["wave"].tolist() == [1, 2]
+    before = entries.reset_index(drop=True)
+    plan_days(engine, D0 + timedelta(days=1), D0 + timedelta(days=1), campaigns=campaigns)  # a backfill of day 1
+    after = table(engine, campaign_entries).sort_values("wave").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before[["customer_id", "wave", "group"]], after[["customer_id", "wave", "group"]])
