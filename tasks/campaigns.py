@@ -83,6 +83,7 @@ def publish_campaign_reports(as_of: date, days: int = 30) -> dict:
             alpha=u.alpha,
             power=u.power,
             minimum_effect=u.minimum_effect,
+            since=as_of - timedelta(days=u.report_days),
         )
         kpi = crm_share_of_applications(conn, start, as_of, u.attribution_window_days)
     uplift_url = _chart_url(f"campaigns/{as_of}/uplift.png", uplift_chart_png(uplift)) if not uplift.empty else None

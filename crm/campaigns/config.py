@@ -140,6 +140,7 @@ class Uplift(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     power: float = Field(0.80, gt=0.5, lt=1)
     minimum_effect: float = Field(0.01, gt=0, lt=1, description="Absolute conversion uplift to detect.")
+    report_days: int = Field(90, ge=1, le=3650, description="Uplift reports cover entries of this many days.")
 
 
 class LifecycleFallback(BaseModel):

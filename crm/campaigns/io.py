@@ -640,7 +640,14 @@ def sms_saving(conn: Connection, start: date, end: date, sms_price: int) -> dict
 
 
 def uplift_table(
-    conn: Connection, as_of: date, *, window_days: int, alpha: float, power: float, minimum_effect: float
+    conn: Connection,
+    as_of: date,
+    *,
+    window_days: int,
+    alpha: float,
+    power: float,
+    minimum_effect: float,
+    since: date | None = None,
 ) -> pd.DataFrame:
     """Per campaign (step 0 = the whole campaign) and per step: treated versus control over entries whose window
     has started; conversions (any application, loan or purchase) and revenue (purchases and interest paid)."""
@@ -649,6 +656,8 @@ def uplift_table(
         return pd.DataFrame()
     entries["entered_on"] = pd.to_datetime(entries["entered_on"])
     entries = entries[entries["entered_on"] < pd.Timestamp(as_of)]
+    if since is not None:
+        entries = entries[entries["entered_on"] >= pd.Timestamp(since)]
     if entries.empty:
         return pd.DataFrame()
     since = entries["entered_on"].min().date()
