@@ -7,7 +7,7 @@ a number of DOMAIN.md ("Campaigns and sends").
 from __future__ import annotations
 
 import os
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -114,6 +114,22 @@ class Campaign(BaseModel):
         return max(s.day + s.span for s in self.steps)
 
 
+class SpecialEvent(BaseModel):
+    """Days when the contact frequency may rise (a sale, a holiday): the budget's limits replaced."""
+
+    name: str
+    start: date
+    end: date
+    messages: int = Field(ge=0, le=1000)
+    per_day: int = Field(ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpecialEvent:
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+
 class ContactBudget(BaseModel):
     """Fatigue: messages per customer over a rolling window, across all campaigns."""
 
@@ -121,6 +137,14 @@ class ContactBudget(BaseModel):
     days: int = Field(7, ge=1, le=366)
     per_channel: dict[Channel, int] = Field(default_factory=lambda: {Channel.SMS: 2})
     per_day: int = Field(2, ge=0, le=100, description="Messages per customer on one day.")
+    special_events: list[SpecialEvent] = Field(default_factory=list)
+
+    def for_day(self, as_of: date) -> ContactBudget:
+        """The budget in force on `as_of` (a special event's limits on its days)."""
+        for event in self.special_events:
+            if event.start <= as_of <= event.end:
+                return self.model_copy(update={"messages": event.messages, "per_day": event.per_day})
+        return self
 
 
 class QuietHours(BaseModel):

@@ -424,7 +424,7 @@ def candidate_decisions(
         engaged["step"] = rules.campaign_step(engaged["step"])
     candidates = rules.decide_control_and_engagement(candidates, engaged)
     used = _read_for(conn, q.budget_used(as_of, config.budget.days), ids)
-    candidates = rules.apply_budget(candidates, used, config.budget)
+    candidates = rules.apply_budget(candidates, used, config.budget.for_day(as_of))
     # Quiet hours in the customer's zone: planned messages wait, never dropped.
     business = get_settings().business_timezone
     sms = contacts[contacts["channel"] == "sms"] if not contacts.empty else contacts

@@ -239,3 +239,12 @@ def test_a_bad_campaign_file_names_the_file_and_the_field(tmp_path):
     path.write_text("id: other\naudience: {trigger: registered}\nsteps: [{day: 0, cascade: [sms], template_id: x}]\n")
     with pytest.raises(ConfigError, match="id: must be the file's name"):
         load_campaign_file(path)
+
+
+def test_a_special_event_raises_the_budget_on_its_days_only():
+    budget = ContactBudget.model_validate(
+        {"special_events": [{"name": "sale", "start": "2026-11-27", "end": "2026-11-30", "messages": 6, "per_day": 3}]}
+    )
+    assert budget.for_day(date(2026, 11, 26)).messages == 4
+    assert (budget.for_day(date(2026, 11, 27)).messages, budget.for_day(date(2026, 11, 30)).per_day) == (6, 3)
+    assert budget.for_day(date(2026, 12, 1)).per_day == 2
