@@ -325,7 +325,7 @@ def purge_candidates(conn: Connection, campaigns: Sequence[Campaign], as_of: dat
             conn,
             select(e.c.customer_id).where(
                 e.c.campaign_id == campaign.id,
-                e.c.entered_on == as_of - timedelta(days=campaign.purge.after_days),
+                e.c.entered_on <= as_of - timedelta(days=campaign.purge.after_days),  # a missed day catches up
                 e.c.exit_reason.is_(None),
             ),
         )
