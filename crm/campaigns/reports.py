@@ -57,17 +57,21 @@ def plan_markdown(result: PlanResult) -> str:
     return "\n".join(lines)
 
 
-FUNNEL_COLUMNS = [
+DECISION_COLUMNS = [
     Col("campaign_id", "campaign"),
     num("step"),
     num("entered"),
     num("control", "in control"),
     num("skipped_no_consent", "no consent"),
-    num("skipped_unsubscribed", "unsub."),
+    num("skipped_unsubscribed", "unsubscribed"),
     num("skipped_no_address", "no address"),
     num("skipped_capped", "capped"),
     num("skipped_outranked", "outranked"),
     num("skipped_engaged_earlier", "opened earlier"),
+]
+DELIVERY_COLUMNS = [
+    Col("campaign_id", "campaign"),
+    num("step"),
     num("planned_push", "push"),
     num("planned_email", "e-mail"),
     num("planned_sms", "SMS"),
@@ -85,7 +89,14 @@ def funnel_markdown(start: date, end: date, funnel: pd.DataFrame, saving: dict, 
     lines = [f"# Campaign funnel {start} .. {end}", ""]
     if funnel.empty:
         return "\n".join([*lines, "No campaign planned anything in these days."])
-    lines += markdown_table(funnel.to_dict("records"), FUNNEL_COLUMNS)
+    records = funnel.to_dict("records")
+    lines += ["## Who entered, and why messages were skipped", "", *markdown_table(records, DECISION_COLUMNS)]
+    lines += [
+        "",
+        "## Planned per channel, then what the providers reported",
+        "",
+        *markdown_table(records, DELIVERY_COLUMNS),
+    ]
     spend = funnel.groupby("campaign_id")[
         [c for c in funnel.columns if c.startswith("spend_") or c == "converted"]
     ].sum()
