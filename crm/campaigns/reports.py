@@ -196,6 +196,7 @@ def kpi_chart_png(per_day: pd.DataFrame) -> bytes:
         ax.set_ylabel("% of applications from CRM")
         ax.set_title("Share of loan applications that came from the CRM channel (last click)")
         ax.grid(alpha=0.3)
+        fig.tight_layout()
         return _png(fig)
     finally:
         plt.close(fig)
@@ -222,7 +223,9 @@ def uplift_chart_png(uplift: pd.DataFrame) -> bytes:
         ax.axvline(0, color="grey", lw=1)
         ax.set_yticks(list(y), whole["campaign_id"])
         ax.set_xlabel("conversion uplift, percentage points (95% interval)")
+        ax.set_title("Uplift per campaign: treated minus control conversion")
         ax.grid(alpha=0.3)
+        fig.tight_layout()
         return _png(fig)
     finally:
         plt.close(fig)
