@@ -74,8 +74,20 @@ def typed_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
     for name in COUNT_COLUMNS:
         out[name] = pd.to_numeric(frame[name]).fillna(0).astype("int64")
     for name in DATE_COLUMNS:
-        out[name] = pd.to_datetime(frame[name]).dt.normalize().astype("datetime64[s]")
+        out[name] = _days(frame[name])
     return out[list(AGGREGATE_COLUMNS)]
+
+
+def _days(values: pd.Series) -> pd.Series:
+    """Timestamps (datetimes, or text as SQLite returns it) as their day, datetime64[s]."""
+    if (
+        values.dtype == object
+        and len(values)
+        and isinstance(values.dropna().iloc[0] if values.notna().any() else None, str)
+    ):
+        # "YYYY-MM-DD HH:MM:SS[.ffffff]": the day is the first ten characters.
+        values = pd.to_datetime(values.str.slice(0, 10), format="%Y-%m-%d")
+    return pd.to_datetime(values).dt.normalize().astype("datetime64[s]")
 
 
 def _days_since(column: pd.Series, day: pd.Timestamp) -> pd.Series:
@@ -207,7 +219,7 @@ def derive_segments(agg: pd.DataFrame, as_of: date, config: SegmentsConfig) -> p
         }
     )
     for name in scores.columns:
-        out[name] = scores[name].to_numpy()
+        out[name] = scores[name].array  # keeps Int64 (scores) and object (cell) as they are
     for channel in CHANNELS:
         out[f"reachable_{channel}"] = agg[f"contact_{channel}"].to_numpy(bool) & ~technical
     out["preferred_channel"] = preferred_channel(agg, config)

@@ -235,11 +235,11 @@ def _store_sizes(conn: Connection, as_of: date, events: pd.DataFrame, incrementa
         conn.execute(select(s.kind, s.segment, s.customers).where(s.as_of == as_of - timedelta(days=1))).all(),
         columns=["kind", "segment", "customers"],
     )
-    flows = (
-        events.groupby(["kind", "segment", "change"]).size().unstack("change", fill_value=0)
-        if len(events)
-        else pd.DataFrame(columns=["entered", "left"])
-    )
+    if len(events):
+        flows = events.groupby(["kind", "segment", "change"]).size().unstack("change", fill_value=0)
+    else:  # a night without a single move
+        empty = pd.MultiIndex.from_arrays([[], []], names=["kind", "segment"])
+        flows = pd.DataFrame({"entered": [], "left": []}, index=empty, dtype="int64")
     flows = flows.reindex(columns=["entered", "left"], fill_value=0)
     if incremental and len(previous):
         sizes = previous.set_index(["kind", "segment"])["customers"]

@@ -139,6 +139,11 @@ def summary_markdown(run: dict, sizes: pd.DataFrame, matrix: pd.DataFrame, chart
     return "\n".join(lines) + "\n"
 
 
+def _tick(label: str, sep: str) -> str:
+    state = _STATE_OF.get(label)
+    return label if state in (None, label) else f"{label}{sep}({state})"
+
+
 def flows_png(matrix: pd.DataFrame, as_of: date) -> bytes:
     """A heat map of the transition matrix (moves in colour, the diagonal of stayers in grey), as PNG bytes."""
     import matplotlib
@@ -158,26 +163,18 @@ def flows_png(matrix: pd.DataFrame, as_of: date) -> bytes:
         figsize=(max(8, 0.9 * len(matrix.columns) + 3), max(5, 0.55 * len(matrix.index) + 2)), dpi=110
     )
     shown = np.where(moves > 0, np.log10(np.where(moves > 0, moves, 1)), np.nan)
-    ax.imshow(np.where(stays, 0.0, np.nan), cmap="Greys", vmin=0, vmax=4, aspect="auto")
+    ax.imshow(np.where(stays, 1.0, np.nan), cmap="Greys", vmin=0, vmax=4, aspect="auto")  # light grey
     image = ax.imshow(
-        shown, cmap="OrRd", aspect="auto", vmin=0, vmax=max(1.0, np.nanmax(shown) if np.isfinite(shown).any() else 1)
+        shown, cmap="OrRd", aspect="auto", vmin=-0.5, vmax=max(1.0, np.nanmax(shown) if np.isfinite(shown).any() else 1)
     )
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if values[i, j] > 0:
                 ax.text(j, i, f"{int(values[i, j]):,}", ha="center", va="center", fontsize=8, color="black")
     ax.set_xticks(
-        range(len(matrix.columns)),
-        [f"{c}\n({_STATE_OF.get(c, '')})" for c in matrix.columns],
-        rotation=45,
-        ha="right",
-        fontsize=8,
+        range(len(matrix.columns)), [_tick(c, "\n") for c in matrix.columns], rotation=45, ha="right", fontsize=8
     )
-    ax.set_yticks(
-        range(len(matrix.index)),
-        [f"{r} ({_STATE_OF.get(r, '')})" if r in _STATE_OF else r for r in matrix.index],
-        fontsize=8,
-    )
+    ax.set_yticks(range(len(matrix.index)), [_tick(r, " ") for r in matrix.index], fontsize=8)
     ax.set_xlabel(f"lifecycle position at the end of {as_of}")
     ax.set_ylabel(f"the day before ({as_of - timedelta(days=1)})")
     ax.set_title(f"Lifecycle flows on {as_of}: customers who moved (colour, log scale); grey = stayed")

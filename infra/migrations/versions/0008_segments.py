@@ -2,7 +2,7 @@
 
 Revision ID: 0008
 Revises: 0006
-Create Date: 2026-11-27 04:58:16.328802
+Create Date: 2026-11-27 05:07:46.521898
 """
 
 from alembic import op
@@ -127,6 +127,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_hist_orders_ingested_on'), ['ingested_on'], unique=False)
 
     with op.batch_alter_table('stg_app_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_stg_app_events_event_type_customer_id_occurred_at'), ['event_type', 'customer_id', 'occurred_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_stg_app_events_ingested_on'), ['ingested_on'], unique=False)
 
     with op.batch_alter_table('stg_message_events', schema=None) as batch_op:
@@ -148,6 +149,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table('stg_app_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_stg_app_events_ingested_on'))
+        batch_op.drop_index(batch_op.f('ix_stg_app_events_event_type_customer_id_occurred_at'))
 
     with op.batch_alter_table('hist_orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_hist_orders_ingested_on'))

@@ -130,6 +130,8 @@ def test_rfm_scores_at_their_boundaries_and_cells():
     )
     old = segment(orders=3, last_order_on=days_ago(366), window_orders=0)
     assert (old["rfm_recency"], old["rfm_frequency"], old["rfm_cell"]) == (1, 1, "lost")
+    codes = memberships(derive_segments(agg(orders=8, last_order_on=days_ago(31), window_orders=8), D, CONFIG), CONFIG)
+    assert codes.set_index("kind").loc["rfm", "segment"] == "r4f5m1"
     risk = segment(orders=5, last_order_on=days_ago(181), window_orders=5, window_order_minor=200_000)
     assert (risk["rfm_recency"], risk["rfm_frequency"], risk["rfm_monetary"], risk["rfm_cell"]) == (2, 4, 3, "at_risk")
 
