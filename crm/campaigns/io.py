@@ -247,10 +247,6 @@ def new_entries(
     return pd.concat(frames, ignore_index=True)
 
 
-def _exit_kinds(campaign: Campaign) -> list[Conversion]:
-    return list(campaign.exit_on)
-
-
 def close_entries(conn: Connection, campaigns: Sequence[Campaign], as_of: date) -> dict[str, int]:
     """Exit open entries: converted (a conversion since entering), expired (`max_days`), completed (chain over)."""
     entries = read_frame(conn, q.open_entries(as_of))
@@ -259,7 +255,6 @@ def close_entries(conn: Connection, campaigns: Sequence[Campaign], as_of: date) 
         return exited
     entries["entered_on"] = pd.to_datetime(entries["entered_on"])
     entries = entries[entries["entered_on"] < pd.Timestamp(as_of)]  # today's entrants stay for today
-    by_id = {c.id: c for c in campaigns}
     earliest = entries["entered_on"].min() if not entries.empty else pd.Timestamp(as_of)
     kinds = sorted({k for c in campaigns for k in c.exit_on}, key=str)
     events = pd.DataFrame(columns=["customer_id", "kind", "at"])
@@ -269,17 +264,10 @@ def close_entries(conn: Connection, campaigns: Sequence[Campaign], as_of: date) 
     if not events.empty:
         events["at"] = pd.to_datetime(events["at"])
         joined = entries.reset_index().merge(events, on="customer_id")
-        kind_ok = (
-            np.array(
-                [
-                    k in {str(x) for x in by_id[c].exit_on} if c in by_id else False
-                    for c, k in zip(joined["campaign_id"], joined["kind"], strict=True)
-                ],
-                dtype=bool,
-            )
-            if len(joined)
-            else np.array([], dtype=bool)
-        )
+        allowed = pd.DataFrame(
+            [(c.id, str(k)) for c in campaigns for k in c.exit_on], columns=["campaign_id", "kind"]
+        ).assign(_exit=True)
+        kind_ok = joined.merge(allowed, on=["campaign_id", "kind"], how="left")["_exit"].fillna(False).to_numpy(bool)
         # A loan counts from the day of entering (it is never the trigger); applications and orders from the day after.
         since = np.where(joined["kind"] == "loan", joined["entered_on"], joined["entered_on"] + pd.Timedelta(days=1))
         hit = kind_ok & (joined["at"].to_numpy() >= since) & (joined["at"] < pd.Timestamp(end_of(as_of))).to_numpy()
@@ -419,7 +407,7 @@ def candidate_decisions(
     unsubscribes = _read_for(conn, q.unsubscribes_as_of(as_of), ids)
     reach = rules.reachability(ids, contacts, unsubscribes, CHANNELS)
     candidates = rules.cascade_candidates(due, reach)
-    engaged = read_frame(conn, q.engaged_steps(as_of, [c.id for c in campaigns]))
+    engaged = _read_for(conn, q.engaged_steps(as_of, [c.id for c in campaigns]), ids)
     if not engaged.empty:
         engaged["step"] = rules.campaign_step(engaged["step"])
     candidates = rules.decide_control_and_engagement(candidates, engaged)
