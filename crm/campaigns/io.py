@@ -421,6 +421,7 @@ def candidate_decisions(
     planned = candidates["decision"] == Decision.PLANNED.value
     candidates["not_before"] = pd.NaT
     candidates.loc[planned, "not_before"] = candidates.loc[planned, "customer_id"].map(wait).to_numpy()
+    candidates = _with_loyalty_details(conn, candidates, campaigns)
     candidates["outbox_step"] = rules.outbox_step(candidates["step"], candidates["position"])
     candidates["message_id"] = None
     if planned.any():
@@ -439,6 +440,37 @@ def candidate_decisions(
     candidates["sms_reachable"] = candidates["customer_id"].isin(sms_ok).to_numpy()
     candidates["as_of"] = pd.Timestamp(as_of)
     return candidates
+
+
+def _with_loyalty_details(conn: Connection, candidates: pd.DataFrame, campaigns: Sequence[Campaign]) -> pd.DataFrame:
+    """Loyalty messages carry their event's detail (the new tier, the expiry day) and amount in the parameters."""
+    kinds = {c.id: c.audience.loyalty_events for c in campaigns if c.audience.trigger is Trigger.LOYALTY_EVENT}
+    mine = candidates["campaign_id"].isin(list(kinds)) & (candidates["decision"] == Decision.PLANNED.value)
+    if not mine.any() or not _has_table(conn, "loyalty_events"):
+        return candidates
+    t = _reflect(conn, "loyalty_events")
+    days = sorted({pd.Timestamp(d).date() for d in candidates.loc[mine, "entered_on"]})
+    stmt = select(t.c.as_of, t.c.customer_id, t.c.event, t.c.detail, t.c.amount_minor).where(t.c.as_of.in_(days))
+    events = _read_for(conn, stmt, _ids(candidates[mine]))
+    if events.empty:
+        return candidates
+    events["as_of"] = pd.to_datetime(events["as_of"])
+    out = candidates.copy()
+    for index, row in out[mine].iterrows():  # the day's loyalty messages only: a few thousand at most
+        hit = events[
+            (events["customer_id"] == row["customer_id"])
+            & (events["as_of"] == pd.Timestamp(row["entered_on"]))
+            & events["event"].isin(kinds[row["campaign_id"]])
+        ]
+        if len(hit):
+            first = hit.iloc[0]
+            amount = None if pd.isna(first["amount_minor"]) else int(first["amount_minor"])
+            out.at[index, "params"] = dict(row["params"]) | {
+                "event": first["event"],
+                "detail": first["detail"],
+                "amount_minor": amount,
+            }
+    return out
 
 
 def write_decisions(conn: Connection, decisions: pd.DataFrame, as_of: date) -> int:

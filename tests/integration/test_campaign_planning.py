@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import date, timedelta
 
 import pandas as pd
@@ -147,12 +148,32 @@ def test_loyalty_campaigns_read_loyalty_events_when_the_table_exists_and_a_backf
         conn.execute(
             events.insert(),
             [
-                {"as_of": D0 + timedelta(days=1), "customer_id": 1, "event": "joined"},
-                {"as_of": D0 + timedelta(days=1), "customer_id": 2, "event": "tier_changed"},
-                {"as_of": D0 + timedelta(days=4), "customer_id": 1, "event": "joined"},
+                {
+                    "as_of": D0 + timedelta(days=1),
+                    "customer_id": 1,
+                    "event": "joined",
+                    "detail": "silver",
+                    "amount_minor": 5000,
+                },
+                {
+                    "as_of": D0 + timedelta(days=1),
+                    "customer_id": 2,
+                    "event": "tier_changed",
+                    "detail": "gold",
+                    "amount_minor": None,
+                },
+                {
+                    "as_of": D0 + timedelta(days=4),
+                    "customer_id": 1,
+                    "event": "joined",
+                    "detail": "silver",
+                    "amount_minor": None,
+                },
             ],
         )
     plan_days(engine, D0 + timedelta(days=1), D0 + timedelta(days=5), campaigns=campaigns)
+    first = table(engine, outbox).sort_values("as_of").iloc[0]
+    assert json.loads(first["params"]) == {"event": "joined", "detail": "silver", "amount_minor": 5000}
     entries = table(engine, campaign_entries).sort_values("wave")
     assert entries["customer_id"].tolist() == [1, 1] and entries["wave"].tolist() == [1, 2]
     before = entries.reset_index(drop=True)
