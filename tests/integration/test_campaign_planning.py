@@ -12,6 +12,7 @@ from sqlalchemy import select
 from crm.campaigns import ARCHIVE_PREFIX, artifacts_url, load_campaigns, plan_campaigns, restore_customers
 from crm.core.storage import open_store
 from models.campaigns import campaign_decisions, campaign_entries, campaign_runs, purged_customers
+from models.ingest import staging
 from models.sending import outbox
 from tests.campaigns import plan_days, seed_customers, seed_entity, table, write_campaigns
 from tests.sending import set_gate, warehouse
@@ -180,3 +181,51 @@ def test_loyalty_campaigns_read_loyalty_events_when_the_table_exists_and_a_backf
     plan_days(engine, D0 + timedelta(days=1), D0 + timedelta(days=1), campaigns=campaigns)  # a backfill of day 1
     after = table(engine, campaign_entries).sort_values("wave").reset_index(drop=True)
     pd.testing.assert_frame_equal(before[["customer_id", "wave", "group"]], after[["customer_id", "wave", "group"]])
+
+
+def test_audience_filters_read_the_segment_snapshot_and_churn_deciles(backend, tmp_path):
+    from crm.core.db import read_frame
+    from crm.segments import load_segments_config, refresh_segments, segment_snapshot
+    from models.churn import churn_scores
+    from tests.simulated import START, ingest_days, simulate_company
+
+    summary = simulate_company(backend.source_url, backend.landing_url, customers=300, days=8)
+    ingest_days(START, summary.last_day)
+    engine = warehouse(backend.warehouse_url)
+    day, config = START, load_segments_config()
+    while day <= summary.last_day:
+        set_gate(engine, day)
+        refresh_segments(engine, day, config)
+        day += timedelta(days=1)
+    last = summary.last_day
+    with engine.begin() as conn:  # churn scores of the day: decile by customer id, 1 for ids ending in 0
+        ids = read_frame(conn, select(staging["customers"].c.customer_id))["customer_id"].astype(int)
+        conn.execute(
+            churn_scores.insert(),
+            [
+                {
+                    "as_of": last,
+                    "customer_id": int(i),
+                    "probability": 0.5,
+                    "decile": 1 if i % 10 == 0 else 5,
+                    "model_version": "t",
+                }
+                for i in ids
+            ],
+        )
+    folder = write_campaigns(
+        tmp_path / "c",
+        _campaign("leads", {"trigger": "registered", "days_after": 1, "lifecycle_states": ["lead"]}),
+        _campaign("everyone", {"trigger": "registered", "days_after": 1}),
+        _campaign("risky", {"trigger": "registered", "days_after": 1, "churn_deciles": [1]}),
+    )
+    plan_campaigns(engine, last, campaigns=load_campaigns(folder))
+    entries = table(engine, campaign_entries)
+    everyone = set(entries.loc[entries["campaign_id"] == "everyone", "customer_id"])
+    leads = set(entries.loc[entries["campaign_id"] == "leads", "customer_id"])
+    risky = set(entries.loc[entries["campaign_id"] == "risky", "customer_id"])
+    assert len(everyone) > 5
+    with engine.connect() as conn:
+        snapshot = read_frame(conn, segment_snapshot(last)).set_index("customer_id")
+    assert leads and leads == {c for c in everyone if snapshot.loc[c, "lifecycle_state"] == "lead"}
+    assert risky == {c for c in everyone if c % 10 == 0}
