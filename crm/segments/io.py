@@ -96,6 +96,12 @@ def _id_table(conn: Connection) -> Table:
     return table
 
 
+def _analyze(conn: Connection, table: Table) -> None:
+    """Give PostgreSQL's planner the size of a filled temporary table (it has no statistics otherwise)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
+
+
 def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, table: Table | None = None) -> pd.DataFrame:
     """Open memberships (or those valid on `on`) of the customers `ids` (looked up in `table`, else by id range)."""
     m = segment_memberships.c
@@ -179,6 +185,7 @@ def _apply(
         if len(candidates):
             conn.execute(delete(moved))
             write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
+            _analyze(conn, moved)
             current = _stored_memberships(conn, candidates, None, moved)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
             write_frame(conn, segment_memberships, intervals, on_conflict="update")
@@ -288,6 +295,7 @@ def refresh_segments(
                 ids = _id_table(conn)
                 dirty = customers_to_refresh(as_of).subquery("dirty")
                 conn.execute(insert(ids).from_select(["customer_id"], select(dirty.c.customer_id)))
+                _analyze(conn, ids)
                 stmt = aggregate_statement(as_of, config.rfm.window_days, ids)
             else:
                 ids, stmt = None, aggregate_statement(as_of, config.rfm.window_days)
