@@ -59,6 +59,8 @@ docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 landing_app = typer.Typer(help="Landing files the ingestion rejected or found misplaced.", no_args_is_help=True)
 app.add_typer(landing_app, name="landing")
+campaigns_app = typer.Typer(help="Campaigns: the purge archive.", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
 Force = Annotated[
@@ -265,6 +267,55 @@ def run_dispatch(
     typer.echo(
         f"dispatch {result['as_of']}: {result['sent']:,} sent, {result['failed']:,} failed, {result['skipped']:,} skipped{gate}"
     )
+
+
+@run_app.command("campaigns")
+def run_campaigns(
+    as_of: AsOf,
+    force: Annotated[
+        bool, typer.Option("--force", help="Plan although the day's send gate is closed (recorded in campaign_runs).")
+    ] = False,
+) -> None:
+    """Plan one business day's campaign messages into the outbox (exits 2 when the send gate is closed)."""
+    day = _day(as_of)
+    _check("campaigns", day)
+    from flows.campaigns import campaigns
+
+    result = campaigns(as_of=day, force=force)
+    if result["refused"]:
+        _report_verdict("send gate closed: " + "; ".join(result["gate_reasons"]) + "; nothing planned", False)
+    gate = " (send gate CLOSED, forced)" if result["forced"] else ""
+    typer.echo(
+        f"campaigns {result['as_of']}: {sum(result['entered'].values()):,} entered, {result['planned']:,} planned, "
+        f"{result['skipped']:,} skipped, {result['purged']:,} purged{gate}"
+    )
+
+
+@campaigns_app.command("restore")
+def campaigns_restore(
+    as_of: AsOf,
+    archive: Annotated[
+        str | None,
+        typer.Option(help="An archive file, e.g. archive/purged/2026-03-01.csv (under <CRM_HOME>/artifacts)."),
+    ] = None,
+    customer: Annotated[list[int] | None, typer.Option(help="A purged customer id (repeatable).")] = None,
+) -> None:
+    """Bring purged customers back into the active base from a business day on (by archive file or id)."""
+    if archive is None and not customer:
+        raise OperatorError("give --archive KEY or --customer ID")
+    from crm.campaigns import restore_customers
+    from crm.core.migrations import upgrade_warehouse
+    from crm.core.preflight import preflight
+    from crm.core.settings import warehouse_engine
+
+    settings = preflight(source=False, landing=False)
+    engine = warehouse_engine(settings)
+    upgrade_warehouse(engine)
+    try:
+        restored = restore_customers(engine, _day(as_of), archive_key=archive, customer_ids=customer)
+    except FileNotFoundError:
+        raise OperatorError(f"--archive {archive!r}: no such archive file under <CRM_HOME>/artifacts") from None
+    typer.echo(f"restored {restored:,} customer(s) into the active base from {as_of}")
 
 
 @run_app.command("delivery-reports")

@@ -19,6 +19,7 @@ JOB_NEEDS = {
     "nightly": (True, True, ("ingest", "quality", "reconcile")),
     "quality": (False, False, ("quality",)),
     "reconcile": (True, False, ("reconcile",)),
+    "campaigns": (False, False, ("campaigns", "sending")),
     "segments": (False, False, ("segments",)),
 }
 
@@ -34,14 +35,18 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
         raise OperatorError(f"unknown job {job!r}; known: {', '.join(JOB_NEEDS)}")
     source, ingesting, configs = JOB_NEEDS[job]
     settings = preflight(source=source, landing=ingesting)
+    from crm.campaigns import load_campaigns, load_campaigns_config
     from crm.quality import load_quality_config  # after the connections: they fail faster
     from crm.reconcile import load_reconciliation_config
     from crm.segments import load_segments_config
+    from crm.sending import load_sending_config
 
     loaders = {
         "ingest": load_ingest_config,
         "quality": load_quality_config,
         "reconcile": load_reconciliation_config,
+        "campaigns": lambda: (load_campaigns_config(), load_campaigns()),
+        "sending": load_sending_config,
         "segments": load_segments_config,
     }
     for name in configs:
