@@ -1,1 +1,61 @@
-"""Loyalty: the append-only cashback ledger, tiers, promotion arbitration (issue: loyalty)."""
+"""Loyalty: an append-only cashback ledger, tiers, cashback on purchases and interest paid, expiry, arbitration, what-if."""
+
+from crm.loyalty.config import LoyaltyConfig, Promotion, Tier, TierPromotion, load_loyalty_config, load_rules_file
+from crm.loyalty.invariants import check_invariants
+from crm.loyalty.ledger import LOT_COLUMNS, DayInputs, DayPosting, allocate_fifo, greedy_take, post_day
+from crm.loyalty.plan import day_events, empty_like, qualifying_window, select_day_inputs, tier_changes
+from crm.loyalty.rules import (
+    ALLOCATION_COLUMNS,
+    DECISION_COLUMNS,
+    ENTRY_COLUMNS,
+    EVENT_COLUMNS,
+    QUALIFYING_COLUMNS,
+    Decision,
+    EntryKind,
+    LoyaltyEvent,
+    SourceKind,
+    arbitrate,
+    birthday_in,
+    entry_id,
+    entry_ids,
+    has_birthday,
+    share_bp,
+    tier_of,
+)
+
+__all__ = [
+    "ALLOCATION_COLUMNS",
+    "DECISION_COLUMNS",
+    "ENTRY_COLUMNS",
+    "EVENT_COLUMNS",
+    "LOT_COLUMNS",
+    "QUALIFYING_COLUMNS",
+    "DayInputs",
+    "DayPosting",
+    "Decision",
+    "EntryKind",
+    "LoyaltyConfig",
+    "LoyaltyEvent",
+    "Promotion",
+    "SourceKind",
+    "Tier",
+    "TierPromotion",
+    "allocate_fifo",
+    "arbitrate",
+    "birthday_in",
+    "check_invariants",
+    "day_events",
+    "empty_like",
+    "entry_id",
+    "entry_ids",
+    "greedy_take",
+    "has_birthday",
+    "load_loyalty_config",
+    "load_rules_file",
+    "post_day",
+    "qualifying_window",
+    "select_day_inputs",
+    "share_bp",
+    "tier_changes",
+    "tier_of",
+]
