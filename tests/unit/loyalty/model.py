@@ -143,7 +143,9 @@ class MemoryProgramme:
         sums = pd.concat(
             [sums, pd.DataFrame({"customer_id": look.difference(pd.Index(sums["customer_id"])), "qualifying_minor": 0})]
         )
-        current = pd.Series({c: self.tier_on(c, day) for c in members}, dtype=object)
+        current = pd.Series(
+            {c: self.tier_on(c, day - pd.Timedelta(days=1).to_pytimedelta()) for c in members}, dtype=object
+        )
         changes = tier_changes(self.config, sums, downgraded, current, inputs.joiners["customer_id"])
         if self.last_day is None or day > self.last_day:
             for row in changes.itertuples():
