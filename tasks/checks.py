@@ -19,7 +19,14 @@ JOB_NEEDS = {
     "nightly": (True, True, ("ingest", "quality", "reconcile")),
     "quality": (False, False, ("quality",)),
     "reconcile": (True, False, ("reconcile",)),
+    "loyalty": (False, False, ("loyalty",)),
 }
+
+
+def _load_loyalty_config():
+    from crm.loyalty import load_loyalty_config
+
+    return load_loyalty_config()
 
 
 def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
@@ -36,7 +43,12 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
     from crm.quality import load_quality_config  # after the connections: they fail faster
     from crm.reconcile import load_reconciliation_config
 
-    loaders = {"ingest": load_ingest_config, "quality": load_quality_config, "reconcile": load_reconciliation_config}
+    loaders = {
+        "ingest": load_ingest_config,
+        "quality": load_quality_config,
+        "reconcile": load_reconciliation_config,
+        "loyalty": _load_loyalty_config,
+    }
     for name in configs:
         loaders[name]()
     if not ingesting:

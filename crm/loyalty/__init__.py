@@ -2,8 +2,21 @@
 
 from crm.loyalty.config import LoyaltyConfig, Promotion, Tier, TierPromotion, load_loyalty_config, load_rules_file
 from crm.loyalty.invariants import check_invariants
+from crm.loyalty.io import (
+    LEDGER_TABLES,
+    DayResult,
+    create_ledger_tables,
+    days_to_post,
+    ledger_snapshot,
+    post_loyalty_day,
+    read_report,
+    summarise,
+    what_if,
+    write_report_file,
+)
 from crm.loyalty.ledger import LOT_COLUMNS, DayInputs, DayPosting, allocate_fifo, greedy_take, post_day
 from crm.loyalty.plan import day_events, empty_like, qualifying_window, select_day_inputs, tier_changes
+from crm.loyalty.reports import flows_chart, flows_table, money, report_markdown, whatif_markdown
 from crm.loyalty.rules import (
     ALLOCATION_COLUMNS,
     DECISION_COLUMNS,
@@ -28,10 +41,12 @@ __all__ = [
     "DECISION_COLUMNS",
     "ENTRY_COLUMNS",
     "EVENT_COLUMNS",
+    "LEDGER_TABLES",
     "LOT_COLUMNS",
     "QUALIFYING_COLUMNS",
     "DayInputs",
     "DayPosting",
+    "DayResult",
     "Decision",
     "EntryKind",
     "LoyaltyConfig",
@@ -44,18 +59,31 @@ __all__ = [
     "arbitrate",
     "birthday_in",
     "check_invariants",
+    "create_ledger_tables",
     "day_events",
+    "days_to_post",
     "empty_like",
     "entry_id",
     "entry_ids",
+    "flows_chart",
+    "flows_table",
     "greedy_take",
     "has_birthday",
+    "ledger_snapshot",
     "load_loyalty_config",
     "load_rules_file",
+    "money",
     "post_day",
+    "post_loyalty_day",
     "qualifying_window",
+    "read_report",
+    "report_markdown",
     "select_day_inputs",
     "share_bp",
+    "summarise",
     "tier_changes",
     "tier_of",
+    "what_if",
+    "whatif_markdown",
+    "write_report_file",
 ]

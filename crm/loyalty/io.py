@@ -255,3 +255,83 @@ def ledger_snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
                 conn.execute(select(table).order_by(*order)).all(), columns=[c.name for c in table.columns]
             )
     return out
+
+
+def days_to_post(ledger: Engine, as_of: date) -> list[date]:
+    """The days a run for `as_of` posts: the days missed since the last run, then `as_of` (a past day alone)."""
+    with ledger.connect() as conn:
+        newest = conn.execute(q.last_run()).scalar()
+    if newest is None or as_of <= newest:
+        return [as_of]
+    return [newest + timedelta(days=i) for i in range(1, (as_of - newest).days + 1)]
+
+
+def read_report(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> dict:
+    """The figures of the loyalty report of a day."""
+    with source.connect() as src, ledger.connect() as led:
+        both_stmt, either_stmt = q.intersection_counts(day)
+        return {
+            "liability": int(led.execute(q.outstanding(day)).scalar() or 0),
+            "expiring_30": int(
+                led.execute(q.expiring_between(day + timedelta(days=1), day + timedelta(days=30), day)).scalar() or 0
+            ),
+            "flows": _read(led, q.flows_per_day(day - timedelta(days=config.report_days - 1), day)),
+            "tiers": _read(led, q.tier_counts(day)),
+            "migration": _read(led, q.tier_migration(day - timedelta(days=config.report_days), day)),
+            "intersection": (int(src.execute(both_stmt).scalar() or 0), int(src.execute(either_stmt).scalar() or 0)),
+        }
+
+
+def summarise(ledger: Engine, start: date, end: date) -> dict:
+    """Liability, expiring, flows over [start, end] and the tier distribution at `end` (what-if comparisons)."""
+    with ledger.connect() as led:
+        flows = _read(led, q.flows_per_day(start, end))
+        tiers = _read(led, q.tier_counts(end))
+        by_kind = flows.groupby("kind")["amount_minor"].sum() if len(flows) else pd.Series(dtype="int64")
+        return {
+            "liability": int(led.execute(q.outstanding(end)).scalar() or 0),
+            "expiring_30": int(
+                led.execute(q.expiring_between(end + timedelta(days=1), end + timedelta(days=30), end)).scalar() or 0
+            ),
+            "accrued": int(by_kind.get("accrual", 0)),
+            "redeemed": int(-by_kind.get("redemption", 0)),
+            "expired": int(-by_kind.get("expiry", 0)),
+            "tiers": tiers.set_index("tier")["members"].to_dict() if len(tiers) else {},
+        }
+
+
+def what_if(source: Engine, real_ledger: Engine, scratch: Engine, rules: LoyaltyConfig, start: date, end: date) -> dict:
+    """Replay `rules` over [start, end] into the scratch ledger (emptied first); the real ledger is only read.
+
+    The scratch's first day posts everything ingested by then, like the programme's first run did:
+    start the range on the programme's first day for figures comparable with the real ledger.
+    """
+    if str(scratch.url) == str(real_ledger.url):
+        raise ValueError("the what-if scratch ledger must not be the warehouse")
+    from models.base import metadata
+
+    metadata.drop_all(scratch, tables=list(LEDGER_TABLES))
+    create_ledger_tables(scratch)
+    posted = []
+    day = start
+    while day <= end:
+        posted.append(post_loyalty_day(source, scratch, day, rules))
+        day += timedelta(days=1)
+    return {
+        "days": len(posted),
+        "violations": [v for r in posted for v in r.violations],
+        "scenario": summarise(scratch, start, end),
+        "real": summarise(real_ledger, start, end),
+    }
+
+
+def write_report_file(reports_url: str, key: str, data: bytes) -> str:
+    """Write a report file (the chart) to the reports location; return its address for the artifact's link."""
+    from pathlib import Path
+
+    from crm.core.storage import open_store
+
+    open_store(reports_url).write_bytes(key, data)
+    if reports_url.startswith("s3://"):
+        return f"{reports_url.rstrip('/')}/{key}"
+    return f"file://{Path(reports_url.removeprefix('file://')).expanduser().resolve()}/{key}"

@@ -166,3 +166,61 @@ def touched_entries(customers: Table) -> tuple[Select, Select]:
     e = select(loyalty_ledger).where(loyalty_ledger.c.customer_id.in_(select(customers.c.customer_id)))
     a = select(loyalty_allocations).where(loyalty_allocations.c.customer_id.in_(select(customers.c.customer_id)))
     return e, a
+
+
+def outstanding(day: date) -> Select:
+    """The programme's liability at the end of `day`: the sum of every entry posted by then."""
+    return select(func.coalesce(func.sum(loyalty_ledger.c.amount_minor), 0)).where(loyalty_ledger.c.as_of <= day)
+
+
+def expiring_between(first: date, last: date, as_of: date) -> Select:
+    """What is left (at the end of `as_of`) of the credits expiring in [first, last]."""
+    used = (
+        select(func.coalesce(func.sum(loyalty_allocations.c.amount_minor), 0))
+        .where(loyalty_allocations.c.lot_entry_id == loyalty_ledger.c.entry_id, loyalty_allocations.c.as_of <= as_of)
+        .scalar_subquery()
+    )
+    return select(func.coalesce(func.sum(loyalty_ledger.c.amount_minor - used), 0)).where(
+        loyalty_ledger.c.amount_minor > 0,
+        loyalty_ledger.c.as_of <= as_of,
+        loyalty_ledger.c.expires_on >= first,
+        loyalty_ledger.c.expires_on <= last,
+    )
+
+
+def flows_per_day(first: date, last: date) -> Select:
+    """Accrued, redeemed, expired, reversed per posting day (sums of entries by kind)."""
+    e = loyalty_ledger
+    return (
+        select(e.c.as_of, e.c.kind, func.sum(e.c.amount_minor).label("amount_minor"))
+        .where(e.c.as_of >= first, e.c.as_of <= last)
+        .group_by(e.c.as_of, e.c.kind)
+    )
+
+
+def tier_counts(day: date) -> Select:
+    """Members per tier on `day`."""
+    t = tiers_valid_on(day).subquery()
+    return select(t.c.tier, func.count().label("members")).group_by(t.c.tier)
+
+
+def tier_migration(before: date, day: date) -> Select:
+    """Members by (tier on `before`, tier on `day`); a member who joined since has no tier before."""
+    old = tiers_valid_on(before).subquery("old")
+    new = tiers_valid_on(day).subquery("new")
+    return (
+        select(old.c.tier.label("from_tier"), new.c.tier.label("to_tier"), func.count().label("members"))
+        .select_from(new.outerjoin(old, old.c.customer_id == new.c.customer_id))
+        .group_by(old.c.tier, new.c.tier)
+    )
+
+
+def intersection_counts(day: date) -> tuple[Select, Select]:
+    """Customers with a loan or pawn ticket and a retail order (both, either), as that night saw them."""
+    loans, lt = visible("loans", day)
+    orders, ot = visible("orders", day)
+    with_loan = loans.with_only_columns(lt.c.customer_id)
+    with_order = orders.with_only_columns(ot.c.customer_id)
+    both = with_loan.intersect(with_order).subquery()
+    either = with_loan.union(with_order).subquery()
+    return select(func.count()).select_from(both), select(func.count()).select_from(either)
