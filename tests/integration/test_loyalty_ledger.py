@@ -77,3 +77,55 @@ def test_a_month_posted_twice_is_byte_for_byte_unchanged_and_sqlite_equals_postg
     finally:
         make_engine(postgres_url).dispose()
         generator.close()
+
+
+def test_what_if_replays_changed_rules_into_a_scratch_ledger_and_never_writes_the_real_one(sqlite_backend, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+    from crm.core.migrations import upgrade_warehouse
+
+    simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=80, days=6, seed=3)
+    end = START + timedelta(days=5)
+    ingest_days(START, end)
+    engine = make_engine(sqlite_backend.warehouse_url)
+    upgrade_warehouse(engine)
+    for i in range(6):
+        post_loyalty_day(engine, engine, START + timedelta(days=i), LoyaltyConfig())
+    real = ledger_snapshot(engine)
+    rules = tmp_path / "richer.yaml"
+    rules.write_text(
+        "tiers:\n"
+        "  - {name: bronze, threshold_minor: 0, purchase_bp: 1000, interest_bp: 2000}\n"
+        "  - {name: silver, threshold_minor: 100000, purchase_bp: 1500, interest_bp: 2500}\n"
+        "  - {name: gold, threshold_minor: 300000, purchase_bp: 2000, interest_bp: 3000}\n"
+    )
+    scratch = tmp_path / "scratch.db"
+    args = [
+        "loyalty",
+        "what-if",
+        "--rules",
+        str(rules),
+        "--start",
+        str(START),
+        "--end",
+        str(end),
+        "--scratch",
+        str(scratch),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "| outstanding cashback |" in result.output and "members in gold" in result.output
+    for name, frame in ledger_snapshot(engine).items():
+        pd.testing.assert_frame_equal(frame, real[name], obj=name)
+    scenario = ledger_snapshot(make_engine(f"sqlite:///{scratch}"))["loyalty_ledger"]
+    accrued = scenario[scenario["kind"] == "accrual"]["amount_minor"].sum()
+    assert accrued > real["loyalty_ledger"].query("kind == 'accrual'")["amount_minor"].sum()
+    assert len(scenario) and scenario["rule"].str.contains("purchase 10%").any()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("redemption_limit_bp: -1\n")
+    result = CliRunner().invoke(
+        app, ["loyalty", "what-if", "--rules", str(bad), "--start", str(START), "--end", str(end)]
+    )
+    assert result.exit_code == 3 and "bad.yaml: redemption_limit_bp" in result.output
