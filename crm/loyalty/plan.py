@@ -180,16 +180,26 @@ def day_events(
         )
     accrued = entries[(entries["kind"] == EntryKind.ACCRUAL) & (entries["amount_minor"] > 0)]
     if len(accrued):
-        grouped = accrued.groupby("customer_id").agg(
-            amount_minor=("amount_minor", "sum"), detail=("source_kind", lambda s: ",".join(sorted(set(s))))
+        # The sources of the day's cashback as one sorted label per member, without a Python call per group.
+        kinds = sorted(set(accrued["source_kind"]))
+        bits = accrued["source_kind"].map({k: 1 << i for i, k in enumerate(kinds)})
+        per = accrued.assign(bit=bits).drop_duplicates(["customer_id", "source_kind"])
+        grouped = per.groupby("customer_id").agg(mask=("bit", "sum"))
+        grouped["amount_minor"] = accrued.groupby("customer_id")["amount_minor"].sum()
+        labels = {m: ",".join(k for i, k in enumerate(kinds) if m >> i & 1) for m in set(grouped["mask"])}
+        grouped["detail"] = grouped["mask"].map(labels)
+        frames.append(
+            grouped.reset_index()[["customer_id", "amount_minor", "detail"]].assign(
+                event=str(LoyaltyEvent.CASHBACK_ACCRUED)
+            )
         )
-        frames.append(grouped.reset_index().assign(event=str(LoyaltyEvent.CASHBACK_ACCRUED)))
     if len(expiring):
         soon = expiring[expiring["remaining_minor"] > 0]
         if len(soon):
             grouped = soon.groupby("customer_id").agg(
-                amount_minor=("remaining_minor", "sum"), detail=("expires_on", lambda s: str(min(s))[:10])
+                amount_minor=("remaining_minor", "sum"), detail=("expires_on", "min")
             )
+            grouped["detail"] = pd.to_datetime(grouped["detail"]).dt.strftime("%Y-%m-%d")
             frames.append(grouped.reset_index().assign(event=str(LoyaltyEvent.CASHBACK_EXPIRING)))
     if not frames:
         return pd.DataFrame(columns=EVENT_COLUMNS)

@@ -91,7 +91,9 @@ def entry_id(kind: str, source_kind: str, source_key: object) -> str:
 def entry_ids(kind: str, source_kind: str, source_keys: pd.Series) -> pd.Series:
     """`entry_id` of many source keys."""
     prefix = f"{kind}|{source_kind}|"
-    return pd.Series([_hash(prefix + str(k)) for k in source_keys.tolist()], index=source_keys.index, dtype=object)
+    sha = hashlib.sha256
+    hashed = [sha((prefix + str(k)).encode()).hexdigest()[:32] for k in source_keys.tolist()]
+    return pd.Series(hashed, index=source_keys.index, dtype=object)
 
 
 def qualifying_ids(source_kind: str, source_keys: pd.Series) -> pd.Series:
