@@ -295,3 +295,41 @@ def test_the_shipped_config_file_validates_and_equals_the_defaults():
     from crm.loyalty import load_loyalty_config
 
     assert load_loyalty_config() == LoyaltyConfig()
+
+
+def test_a_tier_promotion_speeds_progress_only_inside_its_period():
+    from crm.loyalty import TierPromotion
+
+    config = CONFIG.model_copy(update={"tier_promotion": TierPromotion(start=day(1), end=day(1), multiplier_bp=20_000)})
+    p = joined((1, "online"), (2, "online"), config=config)
+    p.run_day(day(1), orders=order(10, 1, 50_000))  # counts double: 100,000 = silver exactly
+    p.run_day(day(2), orders=order(11, 2, 50_000))
+    assert p.tier_on(1, day(1)) == "silver" and p.tier_on(2, day(2)) == "bronze"
+
+
+def test_events_for_campaigns_one_per_member_and_kind():
+    from crm.loyalty import day_events
+
+    entries_frame = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 1, 2],
+            "kind": ["accrual", "accrual", "redemption", "accrual"],
+            "amount_minor": [100, 50, -30, 7],
+            "source_kind": ["order", "interest_payment", "order", "birthday"],
+        }
+    )
+    changes = pd.DataFrame(
+        {"customer_id": [2, 3], "old": ["bronze", None], "tier": ["silver", "bronze"], "rule": ["", ""]}
+    )
+    joiners = pd.DataFrame({"customer_id": [3], "signup_channel": ["offline"], "welcome": [True]})
+    expiring = pd.DataFrame(
+        {"customer_id": [1, 1, 4], "expires_on": [day(30), day(30), day(30)], "remaining_minor": [10, 5, 0]}
+    )
+    events = day_events(D0, entries_frame, changes, joiners, expiring)
+    got = {(r.customer_id, r.event): (r.detail, r.amount_minor) for r in events.itertuples()}
+    assert got[(1, "cashback_accrued")] == ("interest_payment,order", 150)
+    assert got[(2, "cashback_accrued")] == ("birthday", 7)
+    assert got[(2, "tier_changed")][0] == "silver"
+    assert got[(3, "joined")][0] == "offline"
+    assert got[(1, "cashback_expiring")] == (str(day(30)), 15)
+    assert (4, "cashback_expiring") not in got and (3, "tier_changed") not in got
