@@ -9,9 +9,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from crm.core.errors import Finding
 from crm.core.settings import get_settings, warehouse_engine
 from crm.loyalty import (
+    LedgerInvariantViolated,
     LoyaltyConfig,
     days_to_post,
     flows_chart,
@@ -22,10 +22,6 @@ from crm.loyalty import (
     write_report_file,
 )
 from tasks.common import retry_transient
-
-
-class LedgerInvariantViolated(Finding):
-    """The ledger broke an invariant: the run stops and a person must look (exit 2)."""
 
 
 @task(name="plan-loyalty-days", task_run_name="plan loyalty days to {as_of}", cache_policy=NO_CACHE)

@@ -1,7 +1,7 @@
 """Loyalty: an append-only cashback ledger, tiers, cashback on purchases and interest paid, expiry, arbitration, what-if."""
 
 from crm.loyalty.config import LoyaltyConfig, Promotion, Tier, TierPromotion, load_loyalty_config, load_rules_file
-from crm.loyalty.invariants import check_invariants
+from crm.loyalty.invariants import LedgerInvariantViolated, check_invariants
 from crm.loyalty.io import (
     LEDGER_TABLES,
     DayResult,
@@ -49,6 +49,7 @@ __all__ = [
     "DayResult",
     "Decision",
     "EntryKind",
+    "LedgerInvariantViolated",
     "LoyaltyConfig",
     "LoyaltyEvent",
     "Promotion",

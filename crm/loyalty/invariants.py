@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm.core.errors import Finding
 from crm.loyalty.rules import EntryKind, SourceKind, entry_ids
 
 _SOURCES = {str(s) for s in SourceKind}
 _KINDS = {str(k) for k in EntryKind}
+
+
+class LedgerInvariantViolated(Finding):
+    """The ledger broke an invariant: the run stops and a person must look (exit 2)."""
 
 
 def check_invariants(entries: pd.DataFrame, allocations: pd.DataFrame, limit: int = 5) -> list[str]:
