@@ -142,9 +142,12 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
         people_table = _temp(led, "customer_id", BigInteger(), people)
         tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
         tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
-        debtors = pd.concat([orders["customer_id"]])
-        lots = _read(led, q.lots_before(day, _temp(led, "customer_id", BigInteger(), debtors), prev))
-        lots = lots[lots["remaining_minor"] > 0] if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
+        debtors = _temp(led, "customer_id", BigInteger(), orders["customer_id"])
+        lots = pd.concat(
+            [_read(led, q.lots_before(day, debtors)), _read(led, q.lots_before(day, due_after=prev))], ignore_index=True
+        )
+        lots = lots.drop_duplicates("entry_id") if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
+        lots = lots[lots["remaining_minor"] > 0] if len(lots) else lots
 
         inputs = select_day_inputs(
             day,

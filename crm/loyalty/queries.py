@@ -50,27 +50,27 @@ def technical_customers(day: date) -> Select:
     return stmt.with_only_columns(table.c.customer_id).where(table.c.is_technical.is_(True))
 
 
-def lots_before(day: date, customers: Table, due_after: date | None) -> Select:
-    """Open credits before `day`: of the customers in the temp table, and every lot due by the day (after `due_after`)."""
+def lots_before(day: date, customers: Table | None = None, due_after: date | None = None) -> Select:
+    """Open credits before `day` (with what is left of them): of the customers in the temp table, or else every
+    lot due by the day (after `due_after`). Two statements, so each uses its index (customer, expiry day)."""
     used = (
         select(func.coalesce(func.sum(loyalty_allocations.c.amount_minor), 0))
         .where(loyalty_allocations.c.lot_entry_id == loyalty_ledger.c.entry_id, loyalty_allocations.c.as_of < day)
         .scalar_subquery()
     )
-    due = loyalty_ledger.c.expires_on <= day
-    if due_after is not None:
-        due = and_(due, loyalty_ledger.c.expires_on > due_after)
-    return select(
+    stmt = select(
         loyalty_ledger.c.customer_id,
         loyalty_ledger.c.entry_id,
         loyalty_ledger.c.as_of,
         loyalty_ledger.c.expires_on,
         (loyalty_ledger.c.amount_minor - used).label("remaining_minor"),
-    ).where(
-        loyalty_ledger.c.amount_minor > 0,
-        loyalty_ledger.c.as_of < day,
-        or_(loyalty_ledger.c.customer_id.in_(select(customers.c.customer_id)), due),
-    )
+    ).where(loyalty_ledger.c.amount_minor > 0, loyalty_ledger.c.as_of < day)
+    if customers is not None:
+        return stmt.where(loyalty_ledger.c.customer_id.in_(select(customers.c.customer_id)))
+    stmt = stmt.where(loyalty_ledger.c.expires_on <= day)
+    if due_after is not None:
+        stmt = stmt.where(loyalty_ledger.c.expires_on > due_after)
+    return stmt
 
 
 def lots_due_on(expires_on: date, as_of: date) -> Select:
