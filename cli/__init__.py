@@ -61,6 +61,8 @@ landing_app = typer.Typer(help="Landing files the ingestion rejected or found mi
 app.add_typer(landing_app, name="landing")
 campaigns_app = typer.Typer(help="Campaigns: the purge archive.", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
+loyalty_app = typer.Typer(help="The loyalty programme: what-if runs of changed rules.", no_args_is_help=True)
+app.add_typer(loyalty_app, name="loyalty")
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
 Force = Annotated[
@@ -240,6 +242,59 @@ def run_segments(
     if result["differences"]:
         typer.echo(f"{result['differences']:,} customers differ from the stored day; --rewrite replaces it")
         raise typer.Exit(2)
+
+
+@run_app.command("loyalty")
+def run_loyalty(as_of: AsOf) -> None:
+    """Post one business day into the loyalty ledger (and any day missed since the last run); tiers, events, report."""
+    day = _day(as_of)
+    _check("loyalty", day)
+    from flows.loyalty import loyalty
+
+    result = loyalty(as_of=day)
+    typer.echo(
+        f"loyalty {result['as_of']}: {len(result['days'])} day(s) posted, {result['entries_added']:,} entries added, "
+        f"{result['tier_changes']:,} tier changes, {result['events']:,} events; "
+        f"outstanding {result['liability_minor'] / 100:,.2f}, expiring in 30 days {result['expiring_30_minor'] / 100:,.2f}"
+    )
+
+
+@loyalty_app.command("what-if")
+def loyalty_what_if(
+    rules: Annotated[str, typer.Option("--rules", help="A loyalty rules file (same shape as config/loyalty.yaml).")],
+    start: Annotated[str, typer.Option(help="First business day to replay, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last business day to replay, YYYY-MM-DD.")],
+    scratch: Annotated[
+        str | None,
+        typer.Option(help="SQLite file of the scratch ledger (default: <CRM_HOME>/scratch/loyalty-what-if.db)."),
+    ] = None,
+) -> None:
+    """Replay changed rules over past days into a scratch ledger and compare with the real one (never written)."""
+    from pathlib import Path
+
+    from crm.core.dates import days_between
+    from crm.core.preflight import preflight
+    from crm.core.settings import make_engine, warehouse_engine
+    from crm.loyalty import load_rules_file, what_if, whatif_markdown, write_report_file
+
+    first, last = _day(start, "--start"), _day(end, "--end")
+    days_between(first, last)
+    config = load_rules_file(rules)
+    settings = preflight(source=False, landing=False)
+    path = Path(scratch) if scratch else settings.home / "scratch" / "loyalty-what-if.db"
+    if not path.parent.is_dir():
+        if scratch:
+            raise OperatorError(f"--scratch: the folder {path.parent} does not exist")
+        path.parent.mkdir(parents=True)
+    warehouse = warehouse_engine(settings)
+    outcome = what_if(warehouse, warehouse, make_engine(f"sqlite:///{path}"), config, first, last)
+    markdown = whatif_markdown(first, last, outcome["real"], outcome["scenario"], config.tier_names, rules)
+    report = write_report_file(settings.reports, f"loyalty/what-if/{first}_{last}.md", markdown.encode())
+    typer.echo(markdown)
+    typer.echo(f"scratch ledger: {path}; report: {report}")
+    if outcome["violations"]:
+        typer.echo("invariants violated in the scenario: " + "; ".join(outcome["violations"]), err=True)
+        raise typer.Exit(ExitCode.FINDING)
 
 
 @run_app.command("dispatch")

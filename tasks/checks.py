@@ -21,7 +21,14 @@ JOB_NEEDS = {
     "reconcile": (True, False, ("reconcile",)),
     "campaigns": (False, False, ("campaigns", "sending")),
     "segments": (False, False, ("segments",)),
+    "loyalty": (False, False, ("loyalty",)),
 }
+
+
+def _load_loyalty_config():
+    from crm.loyalty import load_loyalty_config
+
+    return load_loyalty_config()
 
 
 def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
@@ -48,6 +55,7 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
         "campaigns": lambda: (load_campaigns_config(), load_campaigns()),
         "sending": load_sending_config,
         "segments": load_segments_config,
+        "loyalty": _load_loyalty_config,
     }
     for name in configs:
         loaders[name]()

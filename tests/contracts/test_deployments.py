@@ -57,6 +57,8 @@ def test_the_flows_require_a_business_date_outside_a_scheduled_run():
         ["run"],
         ["simulate", "--help"],
         ["run", "ingest", "--help"],
+        ["run", "loyalty", "--help"],
+        ["loyalty", "what-if", "--help"],
         ["backfill", "--help"],
         ["demo", "--help"],
     ],

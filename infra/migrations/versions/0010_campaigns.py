@@ -1,7 +1,7 @@
 """campaigns
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-27 04:45:45.738764
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0008'  # 0006 in the brief; chained after segments' 0008 once merged (the lead re-chains)
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

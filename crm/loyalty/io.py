@@ -1,0 +1,340 @@
+"""Loyalty's IO: post a business day into the ledger (one transaction), tiers, events, invariants.
+
+The source rows come from the warehouse (`source`), the ledger lives in `ledger` (the warehouse
+itself, or a scratch database for a what-if). Reads decide from the ledger as it stood before
+the day; writes only add rows with deterministic keys (`ON CONFLICT DO NOTHING`), so posting a
+day twice leaves every ledger table byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pandas as pd
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, select, update
+
+from crm.core.db import read_frame, write_frame
+from crm.loyalty import queries as q
+from crm.loyalty.config import LoyaltyConfig
+from crm.loyalty.invariants import check_invariants
+from crm.loyalty.ledger import LOT_COLUMNS, post_day
+from crm.loyalty.plan import day_events, qualifying_window, select_day_inputs, tier_changes
+from crm.loyalty.rules import (
+    EntryKind,
+    SourceKind,
+    birthday_in,
+    entry_ids,
+    qualifying_ids,
+)
+from models.loyalty import (
+    loyalty_allocations,
+    loyalty_events,
+    loyalty_ledger,
+    loyalty_qualifying,
+    loyalty_runs,
+    loyalty_tiers,
+    promotion_decisions,
+)
+
+LEDGER_TABLES = (
+    loyalty_ledger,
+    loyalty_allocations,
+    loyalty_qualifying,
+    loyalty_tiers,
+    loyalty_events,
+    promotion_decisions,
+    loyalty_runs,
+)
+_temp_names = itertools.count()
+_INTS = ("customer_id", "amount_minor", "order_id", "payment_id", "remaining_minor", "qualifying_minor")
+
+
+@dataclass
+class DayResult:
+    """What posting a day did."""
+
+    as_of: date
+    entries_added: int = 0
+    entries_of_day: int = 0
+    allocations_added: int = 0
+    members_touched: int = 0
+    joined: int = 0
+    tier_changes: int = 0
+    events: int = 0
+    decisions: int = 0
+    tiers_written: bool = True
+    violations: list[str] = field(default_factory=list)
+    amounts: dict[str, int] = field(default_factory=dict)
+
+
+def _temp(conn: Connection, column: str, sql_type, values) -> Table:
+    """A temporary one-column table holding `values` (for set-based joins)."""
+    table = Table(
+        f"_loyalty_{column}_{next(_temp_names)}",
+        MetaData(),
+        Column(column, sql_type, primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    frame = pd.DataFrame({column: pd.Series(list(values)).drop_duplicates()})
+    if len(frame):
+        write_frame(conn, table, frame, on_conflict="error")
+    return table
+
+
+def _read(conn: Connection, stmt) -> pd.DataFrame:
+    frame = read_frame(conn, stmt)
+    for c in frame.columns:
+        if c in _INTS and len(frame):
+            frame[c] = frame[c].astype("int64")
+    return frame
+
+
+def _ids(conn: Connection, ids: pd.Series) -> Table:
+    return _temp(conn, "entry_id", String(32), ids)
+
+
+def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> DayResult:
+    """Post one business day: ledger entries, allocations, status account, tiers, events, decisions; check invariants."""
+    result = DayResult(day)
+    with source.connect() as src, ledger.begin() as led:
+        prev = led.execute(q.previous_run(day)).scalar()
+        newest = led.execute(q.last_run()).scalar()
+        orders = _read(src, q.visible("orders", day, prev)[0])
+        payments = _read(src, q.visible("payments", day, prev)[0])
+        customers = _read(src, q.visible("customers", day, prev)[0])
+        celebrating = _read(src, q.birthdays(day, birthday_in(day, config.leap_birthday_on)))
+        technical = set(_read(src, q.technical_customers(day))["customer_id"].tolist())
+        downgraded = set(_read(src, q.downgraded(day, config.downgrade_days))["customer_id"].tolist())
+        left = set(_read(src, q.left_downgrade(day, config.downgrade_days))["customer_id"].tolist())
+
+        # The ledger rows that concern the candidates, as they stood before the day.
+        okeys = orders["order_id"].astype(str)
+        pkeys = payments["payment_id"].astype(str)
+        qids = pd.concat(
+            [
+                qualifying_ids(SourceKind.ORDER, okeys),
+                qualifying_ids(SourceKind.ORDER_RETURN, okeys),
+                qualifying_ids(SourceKind.INTEREST_PAYMENT, pkeys),
+            ]
+        )
+        known_q = _read(led, q.qualifying_by_id(_ids(led, qids), day))
+        returned = orders[orders["status"] == "returned"]["order_id"].astype(str)
+        eids = pd.concat(
+            [
+                entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER, returned),
+                entry_ids(EntryKind.REDEMPTION, SourceKind.ORDER, returned),
+                entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER_PROMOTION, returned),
+                entry_ids(
+                    EntryKind.ACCRUAL, SourceKind.BIRTHDAY, celebrating["customer_id"].astype(str) + f":{day.year}"
+                ),
+            ]
+        )
+        known = _read(led, q.entries_by_id(_ids(led, eids), day))
+        if len(known):
+            reversed_ids = entry_ids(EntryKind.REVERSAL, SourceKind.ENTRY, known["entry_id"])
+            known = pd.concat([known, _read(led, q.entries_by_id(_ids(led, reversed_ids), day))], ignore_index=True)
+        people = pd.concat(
+            [orders["customer_id"], payments["customer_id"], customers["customer_id"], celebrating["customer_id"]]
+        )
+        people_table = _temp(led, "customer_id", BigInteger(), people)
+        tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
+        tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
+        debtors = _temp(led, "customer_id", BigInteger(), orders["customer_id"])
+        lots = pd.concat(
+            [_read(led, q.lots_before(day, debtors)), _read(led, q.lots_before(day, due_after=prev))], ignore_index=True
+        )
+        lots = lots.drop_duplicates("entry_id") if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
+        lots = lots[lots["remaining_minor"] > 0] if len(lots) else lots
+
+        inputs = select_day_inputs(
+            day,
+            config,
+            orders=orders,
+            payments=payments,
+            customers=customers,
+            birthdays=celebrating,
+            known_entries=known,
+            known_qualifying=known_q,
+            members=set(tiers.index),
+            technical=technical,
+            tiers=tiers,
+            lots=lots,
+        )
+        posting = post_day(day, inputs, config)
+
+        result.entries_added = write_frame(led, loyalty_ledger, posting.entries, on_conflict="ignore")
+        result.allocations_added = write_frame(led, loyalty_allocations, posting.allocations, on_conflict="ignore")
+        write_frame(led, loyalty_qualifying, posting.qualifying, on_conflict="ignore")
+        result.decisions = write_frame(led, promotion_decisions, posting.decisions, on_conflict="ignore")
+        result.entries_of_day = len(posting.entries)
+        result.amounts = (
+            {str(k): int(v) for k, v in posting.entries.groupby("kind")["amount_minor"].sum().items()}
+            if len(posting.entries)
+            else {}
+        )
+
+        # Tiers of every member whose window, downgrade or membership moved today.
+        first, last = qualifying_window(day, config)
+        falling = set(_read(led, q.posted_on(first - timedelta(days=1)))["customer_id"].tolist())
+        joiners = inputs.joiners["customer_id"]
+        look = pd.Index(
+            sorted(
+                set(posting.qualifying["customer_id"].tolist()) | falling | downgraded | left | set(joiners.tolist())
+            )
+        ).difference(pd.Index(list(technical)) if not config.include_internal_accounts else pd.Index([]))
+        look_table = _temp(led, "customer_id", BigInteger(), look)
+        sums = _read(led, q.qualifying_sums(look_table, first, last))
+        sums = pd.concat(
+            [
+                sums,
+                pd.DataFrame({"customer_id": look.difference(pd.Index(sums["customer_id"])), "qualifying_minor": 0}),
+            ],
+            ignore_index=True,
+        )
+        current_rows = _read(led, q.tiers_valid_on(day - timedelta(days=1), look_table))
+        current = current_rows.set_index("customer_id")["tier"] if len(current_rows) else pd.Series(dtype=object)
+        changes = tier_changes(config, sums, downgraded, current, joiners)
+        result.tiers_written = newest is None or day >= newest
+        if result.tiers_written and len(changes):
+            _write_tier_changes(led, day, changes)
+        result.tier_changes = int(changes["old"].notna().sum())
+        result.joined = len(joiners)
+
+        expiring = _read(led, q.lots_due_on(day + timedelta(days=config.expiring_notice_days), day))
+        events = day_events(day, posting.entries, changes, inputs.joiners, expiring)
+        result.events = write_frame(led, loyalty_events, events, on_conflict="ignore")
+
+        touched = pd.concat([posting.entries["customer_id"], joiners])
+        result.members_touched = int(touched.nunique())
+        e_stmt, a_stmt = q.touched_entries(_temp(led, "customer_id", BigInteger(), posting.entries["customer_id"]))
+        result.violations = check_invariants(_read(led, e_stmt), _read(led, a_stmt))
+
+        run = {
+            "as_of": day,
+            "rules_hash": config.rules_hash(),
+            "entries_added": result.entries_added,
+            "entries_of_day": result.entries_of_day,
+            "members_touched": result.members_touched,
+            "tier_changes": result.tier_changes,
+        }
+        write_frame(led, loyalty_runs, pd.DataFrame([run]), on_conflict="update")
+    return result
+
+
+def _write_tier_changes(conn: Connection, day: date, changes: pd.DataFrame) -> None:
+    """Close each changed member's current tier row at `day` and open the new one (set-based)."""
+    t = loyalty_tiers
+    moved = _temp(conn, "customer_id", BigInteger(), changes.loc[changes["old"].notna(), "customer_id"])
+
+    conn.execute(
+        update(t)
+        .where(t.c.customer_id.in_(select(moved.c.customer_id)), t.c.valid_to.is_(None), t.c.valid_from < day)
+        .values(valid_to=day)
+    )
+    rows = changes.assign(valid_from=day, valid_to=None)[["customer_id", "valid_from", "valid_to", "tier", "rule"]]
+    write_frame(conn, t, rows, on_conflict="ignore")
+
+
+def create_ledger_tables(engine: Engine) -> None:
+    """Create the ledger tables in a scratch database (a what-if), never in the warehouse (Alembic does that)."""
+    from models.base import metadata
+
+    metadata.create_all(engine, tables=list(LEDGER_TABLES))
+
+
+def ledger_snapshot(engine: Engine) -> dict[str, pd.DataFrame]:
+    """Every ledger table's rows in key order (tests: byte-for-byte comparisons)."""
+
+    out = {}
+    with engine.connect() as conn:
+        for table in LEDGER_TABLES:
+            if table is loyalty_runs:
+                continue
+            order = list(table.primary_key.columns)
+            out[table.name] = pd.DataFrame(
+                conn.execute(select(table).order_by(*order)).all(), columns=[c.name for c in table.columns]
+            )
+    return out
+
+
+def days_to_post(ledger: Engine, as_of: date) -> list[date]:
+    """The days a run for `as_of` posts: the days missed since the last run, then `as_of` (a past day alone)."""
+    with ledger.connect() as conn:
+        newest = conn.execute(q.last_run()).scalar()
+    if newest is None or as_of <= newest:
+        return [as_of]
+    return [newest + timedelta(days=i) for i in range(1, (as_of - newest).days + 1)]
+
+
+def read_report(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> dict:
+    """The figures of the loyalty report of a day."""
+    with source.connect() as src, ledger.connect() as led:
+        both_stmt, either_stmt = q.intersection_counts(day)
+        return {
+            "liability": int(led.execute(q.outstanding(day)).scalar() or 0),
+            "expiring_30": int(
+                led.execute(q.expiring_between(day + timedelta(days=1), day + timedelta(days=30), day)).scalar() or 0
+            ),
+            "flows": _read(led, q.flows_per_day(day - timedelta(days=config.report_days - 1), day)),
+            "tiers": _read(led, q.tier_counts(day)),
+            "migration": _read(led, q.tier_migration(day - timedelta(days=config.report_days), day)),
+            "intersection": (int(src.execute(both_stmt).scalar() or 0), int(src.execute(either_stmt).scalar() or 0)),
+        }
+
+
+def summarise(ledger: Engine, start: date, end: date) -> dict:
+    """Liability, expiring, flows over [start, end] and the tier distribution at `end` (what-if comparisons)."""
+    with ledger.connect() as led:
+        flows = _read(led, q.flows_per_day(start, end))
+        tiers = _read(led, q.tier_counts(end))
+        by_kind = flows.groupby("kind")["amount_minor"].sum() if len(flows) else pd.Series(dtype="int64")
+        return {
+            "liability": int(led.execute(q.outstanding(end)).scalar() or 0),
+            "expiring_30": int(
+                led.execute(q.expiring_between(end + timedelta(days=1), end + timedelta(days=30), end)).scalar() or 0
+            ),
+            "accrued": int(by_kind.get("accrual", 0)),
+            "redeemed": int(-by_kind.get("redemption", 0)),
+            "expired": int(-by_kind.get("expiry", 0)),
+            "tiers": tiers.set_index("tier")["members"].to_dict() if len(tiers) else {},
+        }
+
+
+def what_if(source: Engine, real_ledger: Engine, scratch: Engine, rules: LoyaltyConfig, start: date, end: date) -> dict:
+    """Replay `rules` over [start, end] into the scratch ledger (emptied first); the real ledger is only read.
+
+    The scratch's first day posts everything ingested by then, like the programme's first run did:
+    start the range on the programme's first day for figures comparable with the real ledger.
+    """
+    if str(scratch.url) == str(real_ledger.url):
+        raise ValueError("the what-if scratch ledger must not be the warehouse")
+    from models.base import metadata
+
+    metadata.drop_all(scratch, tables=list(LEDGER_TABLES))
+    create_ledger_tables(scratch)
+    posted = []
+    day = start
+    while day <= end:
+        posted.append(post_loyalty_day(source, scratch, day, rules))
+        day += timedelta(days=1)
+    return {
+        "days": len(posted),
+        "violations": [v for r in posted for v in r.violations],
+        "scenario": summarise(scratch, start, end),
+        "real": summarise(real_ledger, start, end),
+    }
+
+
+def write_report_file(reports_url: str, key: str, data: bytes) -> str:
+    """Write a report file (the chart) to the reports location; return its address for the artifact's link."""
+    from pathlib import Path
+
+    from crm.core.storage import open_store
+
+    open_store(reports_url).write_bytes(key, data)
+    if reports_url.startswith("s3://"):
+        return f"{reports_url.rstrip('/')}/{key}"
+    return f"file://{Path(reports_url.removeprefix('file://')).expanduser().resolve()}/{key}"
