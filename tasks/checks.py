@@ -19,6 +19,8 @@ JOB_NEEDS = {
     "nightly": (True, True, ("ingest", "quality", "reconcile")),
     "quality": (False, False, ("quality",)),
     "reconcile": (True, False, ("reconcile",)),
+    "train-churn": (False, False, ("churn",)),
+    "score-churn": (False, False, ("churn",)),
 }
 
 
@@ -36,7 +38,20 @@ def check_job(job: str, as_of: date, *, force: bool = False) -> str | None:
     from crm.quality import load_quality_config  # after the connections: they fail faster
     from crm.reconcile import load_reconciliation_config
 
-    loaders = {"ingest": load_ingest_config, "quality": load_quality_config, "reconcile": load_reconciliation_config}
+    def load_churn() -> None:
+        from crm.churn import load_churn_config, registry_url
+        from crm.core.storage import open_store
+
+        url = registry_url(load_churn_config(), settings)
+        if url.startswith("s3://"):  # a local registry folder is created on first use
+            open_store(url).check_reachable("churn.yaml registry_url")
+
+    loaders = {
+        "ingest": load_ingest_config,
+        "quality": load_quality_config,
+        "reconcile": load_reconciliation_config,
+        "churn": load_churn,
+    }
     for name in configs:
         loaders[name]()
     if not ingesting:
