@@ -37,6 +37,16 @@ ACTIVITY_SOURCES: dict[ActivityKind, tuple[str, str]] = {
     ActivityKind.PURCHASE: ("orders", "ordered_at"),
 }
 RECENCY_FEATURE = "days_since_last_activity"
+# The business time of each dated kind.
+TIME_COLUMNS = {
+    "customers": "registered_at",
+    "loans": "issued_at",
+    "payments": "paid_at",
+    "loan_applications": "created_at",
+    "orders": "ordered_at",
+    "app_events": "occurred_at",
+    "message_events": "occurred_at",
+}
 OPEN_LOAN = (str(LoanStatus.ACTIVE), str(LoanStatus.OVERDUE))
 
 
@@ -51,6 +61,16 @@ class Frames:
         if frame is None:
             return empty_frame(kind)
         return frame
+
+    def known_by(self, end: pd.Timestamp) -> Frames:
+        """Only rows dated before `end` (the reader gives no others; a guard for hand-built frames)."""
+        out = {}
+        for kind, frame in self.by_kind.items():
+            column = TIME_COLUMNS.get(kind)
+            if frame is not None and column and len(frame):
+                frame = frame[pd.to_datetime(frame[column]) < end]
+            out[kind] = frame
+        return Frames(out)
 
     def present(self) -> set[str]:
         """Data kinds with at least one row."""
@@ -107,6 +127,7 @@ def compute_features(frames: Frames, as_of: date, config: ChurnConfig) -> pd.Dat
     (float; counts are 0 and recencies NaN where a customer has no rows of a kind).
     """
     ref = pd.Timestamp(end_of(as_of))
+    frames = frames.known_by(ref)
     windows = config.features.windows_days
     customers = frames["customers"]
     customers = customers[~customers["is_technical"].astype(bool)] if len(customers) else customers
@@ -344,13 +365,15 @@ def eligible(frames: Frames, as_of: date, config: ChurnConfig) -> pd.Series:
             chosen.append(pd.Index(ids[status.isin(OPEN_LOAN)].unique()))
         if e.active_repeat:
             repaid_age = _days(ref, loans["closed_at"]).where(status == str(LoanStatus.REPAID))
-            chosen.append(pd.Index(ids[repaid_age <= e.pre_churn_days].unique()))
+            chosen.append(pd.Index(ids[(repaid_age >= 0) & (repaid_age <= e.pre_churn_days)].unique()))
     orders = frames["orders"]
     if e.retail and len(orders):
         age = _days(ref, orders["ordered_at"])
         completed = orders["status"].astype(str) == str(OrderStatus.COMPLETED)
         chosen.append(
-            pd.Index(orders["customer_id"].astype("int64")[completed & (age < e.retail_active_days)].unique())
+            pd.Index(
+                orders["customer_id"].astype("int64")[completed & (age >= 0) & (age < e.retail_active_days)].unique()
+            )
         )
     ids = chosen[0].append(chosen[1:]).unique() if chosen else pd.Index([], dtype="int64")
     return pd.Series(True, index=ids, dtype=bool)

@@ -6,21 +6,14 @@ from datetime import date, datetime
 
 from sqlalchemy import Select, delete, func, or_, select
 
-from crm.churn.features import FRAME_COLUMNS
+from crm.churn.features import FRAME_COLUMNS, TIME_COLUMNS
 from crm.ingest import rows_as_of
 from models.churn import churn_scores
 from models.loyalty import loyalty_tiers
 
 # Where the data kinds of `features.FRAME_COLUMNS` come from (loyalty is the tier table, not a source entity).
 ENTITY_OF_KIND = {kind: kind for kind in FRAME_COLUMNS if kind != "loyalty"}
-TIME_COLUMN = {
-    "loans": "issued_at",
-    "payments": "paid_at",
-    "loan_applications": "created_at",
-    "orders": "ordered_at",
-    "app_events": "occurred_at",
-    "message_events": "occurred_at",
-}
+TIME_COLUMN = {kind: column for kind, column in TIME_COLUMNS.items() if kind != "customers"}
 
 
 def kind_rows(kind: str, as_of: date, lo: int, hi: int, *, since: datetime | None = None) -> Select:
