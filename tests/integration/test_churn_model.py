@@ -42,9 +42,9 @@ def train(as_of: date, config: ChurnConfig):
 
 
 def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arrive(backend, tmp_path):
-    last = simulate_history(customers=1500, register_days=50, days=230)
+    last = simulate_history(customers=1000, register_days=40, days=225)
     as_of = date(2026, 7, 20)
-    ingest_every(START + timedelta(days=9), as_of, 10)
+    ingest_every(START + timedelta(days=14), as_of, 15)
     config = quick_config()
 
     plan, result = train(as_of, config)
@@ -70,7 +70,7 @@ def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arriv
     scores_then = all_scores(as_of, model, entry, config)
     assert len(scores_then) == int(features_then["is_eligible"].sum()) > 100
 
-    ingest_every(as_of + timedelta(days=1), last, 5)  # later days arrive: new loans, repayments, events
+    ingest_every(as_of + timedelta(days=1), last, 7)  # later days arrive: new loans, repayments, events
 
     pd.testing.assert_frame_equal(all_features(as_of, config), features_then)
     model, entry = registry.load(registered["version"])
@@ -83,8 +83,8 @@ def test_a_retail_chain_with_only_customers_and_orders_trains(sqlite_backend):
     from crm.simulator import SimulationConfig
 
     retail = SimulationConfig(lead_share=0.0, retail_only_share=1.0, orders_per_day=1 / 45)
-    last = simulate_history(customers=800, register_days=40, days=200, config=retail)
-    ingest_every(START + timedelta(days=9), last, 10, landing=False)  # no app or message events at all
+    last = simulate_history(customers=500, register_days=25, days=190, config=retail)
+    ingest_every(START + timedelta(days=14), last, 15, landing=False)  # no app or message events at all
     config = quick_config()
     plan, result = train(last, config)
     assert set(plan.kinds) == {"customers", "orders"}
@@ -93,8 +93,8 @@ def test_a_retail_chain_with_only_customers_and_orders_trains(sqlite_backend):
 
 
 def test_a_short_history_trains_on_the_snapshots_that_fit(sqlite_backend):
-    last = simulate_history(customers=900, register_days=30, days=130)
-    ingest_every(START + timedelta(days=9), last, 10)
+    last = simulate_history(customers=600, register_days=30, days=130)
+    ingest_every(START + timedelta(days=14), last, 15)
     config = quick_config()
     plan, result = train(last, config)
     assert 1 <= len(plan.used) < config.training.snapshots
