@@ -77,8 +77,16 @@ class Training(BaseModel):
     min_rows: int = Field(50, ge=10, description="Eligible customers a snapshot needs to count.")
     model: ModelKind = Field(ModelKind.GRADIENT_BOOSTING, description="The challenger registered for promotion.")
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
-    calibration_folds: int = Field(3, ge=2)
-    max_iter: int = Field(200, ge=10, description="Boosting iterations.")
+    calibration_share: float = Field(
+        0.2, gt=0, lt=1, description="Training rows held out to calibrate the booster (fitted once on the rest)."
+    )
+    max_iter: int = Field(150, ge=10, description="Boosting iterations.")
+    max_train_rows: int = Field(
+        400_000, ge=1000, description="A seeded sample of the training rows above this (the report says so)."
+    )
+    threads: int = Field(
+        1, ge=1, description="OpenMP threads per fit or prediction: on a shared machine more threads are slower."
+    )
     learning_rate: float = Field(0.1, gt=0, le=1)
     seed: int = 42
     importance_rows: int = Field(20_000, ge=100, description="Validation rows used for permutation importance.")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
@@ -19,16 +20,31 @@ CHAMPION = "champion"
 NO_ACTIVITY_DAYS = 10_000.0  # recency of a customer who never had a counted activity
 
 
+def fit_model(kind: ModelKind, training: Training, x: np.ndarray, y: np.ndarray):
+    """Gradient boosting (NaN-aware) fitted once, then calibrated on held-out rows; or a logistic pipeline."""
+    if kind != ModelKind.GRADIENT_BOOSTING:
+        return make_model(kind, training).fit(x, y)
+    rng = np.random.default_rng(training.seed)
+    held = rng.random(len(y)) < training.calibration_share
+    if len(np.unique(y[held])) < 2 or len(np.unique(y[~held])) < 2:
+        held = np.zeros(len(y), dtype=bool)  # too few rows to hold out: calibrate on the training rows
+    fit_rows = ~held if held.any() else np.ones(len(y), dtype=bool)
+    booster = make_model(kind, training).fit(x[fit_rows], y[fit_rows])
+    calibrate_rows = held if held.any() else fit_rows
+    return CalibratedClassifierCV(FrozenEstimator(booster), method=training.calibration).fit(
+        x[calibrate_rows], y[calibrate_rows]
+    )
+
+
 def make_model(kind: ModelKind, training: Training):
-    """An unfitted pipeline: calibrated gradient boosting (NaN-aware), or an imputed, scaled logistic regression."""
+    """An unfitted pipeline: gradient boosting (NaN-aware; `fit_model` calibrates it), or an imputed, scaled logistic."""
     if kind == ModelKind.GRADIENT_BOOSTING:
-        booster = HistGradientBoostingClassifier(
+        return HistGradientBoostingClassifier(
             max_iter=training.max_iter,
             learning_rate=training.learning_rate,
             early_stopping=False,
             random_state=training.seed,
         )
-        return CalibratedClassifierCV(booster, method=training.calibration, cv=training.calibration_folds)
     return Pipeline(
         [
             ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),

@@ -20,7 +20,7 @@ from crm.churn.model import (
     drift_counts,
     drift_reference,
     evaluate,
-    make_model,
+    fit_model,
     make_recency_model,
     matrix,
     predict,
@@ -148,20 +148,26 @@ def fit_and_compare(
     frame: pd.DataFrame, kinds: list[str], config: ChurnConfig, champion: tuple[Any, dict] | None
 ) -> TrainingResult:
     """Fit the challenger, the other pipeline and recency alone on the older snapshots; compare all on the newest."""
+    from threadpoolctl import threadpool_limits
+
     t = config.training
     train, valid, split = time_split(frame, t.seed)
+    sampled = len(train) > t.max_train_rows
+    if sampled:
+        train = train.sample(n=t.max_train_rows, random_state=t.seed).sort_index()
     features = choose_features(train, kinds, config)
     y_train, y_valid = train["churned"].to_numpy(), valid["churned"].to_numpy()
     models: dict[str, Any] = {}
-    for kind in (t.model, *(k for k in ModelKind if k != t.model)):
-        models[str(kind)] = make_model(kind, t).fit(matrix(train, features), y_train)
-    predictions = {name: predict(m, valid, features) for name, m in models.items()}
-    recency_features = [RECENCY_FEATURE] if RECENCY_FEATURE in features else features[:1]
-    recency = make_recency_model().fit(matrix(train, recency_features), y_train)
-    predictions[RECENCY_MODEL] = predict(recency, valid, recency_features)
-    if champion is not None:
-        model, entry = champion
-        predictions[f"{CHAMPION} {entry['version']}"] = predict(model, valid, entry["features"])
+    with threadpool_limits(t.threads):
+        for kind in (t.model, *(k for k in ModelKind if k != t.model)):
+            models[str(kind)] = fit_model(kind, t, matrix(train, features), y_train)
+        predictions = {name: predict(m, valid, features) for name, m in models.items()}
+        recency_features = [RECENCY_FEATURE] if RECENCY_FEATURE in features else features[:1]
+        recency = make_recency_model().fit(matrix(train, recency_features), y_train)
+        predictions[RECENCY_MODEL] = predict(recency, valid, recency_features)
+        if champion is not None:
+            model, entry = champion
+            predictions[f"{CHAMPION} {entry['version']}"] = predict(model, valid, entry["features"])
     metrics = {name: evaluate(y_valid, p) for name, p in predictions.items()}
     calibration = {name: calibration_curve_points(y_valid, p) for name, p in predictions.items()}
     lift = {name: lift_curve(y_valid, p) for name, p in predictions.items()}
@@ -173,7 +179,7 @@ def fit_and_compare(
         challenger_kind=t.model,
         features=features,
         metrics=metrics,
-        split=split,
+        split=split + (f", training rows sampled to {t.max_train_rows:,}" if sampled else ""),
         validation_snapshot=pd.Timestamp(valid["snapshot"].max()).date().isoformat(),
         train_rows=len(train),
         valid_rows=len(valid),
@@ -241,7 +247,10 @@ def score_range(engine: Engine, as_of: date, lo: int, hi: int, model, entry: dic
     with engine.connect() as conn:
         features = compute_features(read_frames(conn, as_of, lo, hi), as_of, config)
     features = features[features["is_eligible"]]
-    probability = predict(model, features, entry["features"])
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(config.training.threads):
+        probability = predict(model, features, entry["features"])
     scores = pd.DataFrame({"customer_id": features.index.to_numpy(dtype=np.int64), "probability": probability})
     counts = drift_counts(features, probability, entry["reference"]) if len(features) else {}
     return scores, counts

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from crm.churn import ChurnConfig, ModelKind, ModelRefused, ModelRegistry, NoChampion
-from crm.churn.model import make_model
+from crm.churn.model import fit_model
 from crm.core.storage import open_store
 
 FEATURES = ["a", "b", "c"]
@@ -22,7 +22,7 @@ def fitted(kind: ModelKind = ModelKind.GRADIENT_BOOSTING, seed: int = 0):
     x[::5, 1] = np.nan
     y = (rng.random(300) < x[:, 0]).astype(int)
     training = ChurnConfig().training.model_copy(update={"max_iter": 20})
-    return make_model(kind, training).fit(x, y), x
+    return fit_model(kind, training, x, y), x
 
 
 def entry(as_of: str, kind: ModelKind = ModelKind.GRADIENT_BOOSTING) -> dict:
