@@ -51,7 +51,9 @@ def all_features(as_of: date, config: ChurnConfig) -> pd.DataFrame:
     engine = warehouse_engine()
     with engine.connect() as conn:
         parts = [
-            compute_features(read_frames(conn, as_of, lo, hi), as_of, config)
+            compute_features(
+                read_frames(conn, as_of, lo, hi, events_days=config.features.windows_days[-1]), as_of, config
+            )
             for lo, hi in customer_ranges(conn, as_of, config.scoring.chunk_customers)
         ]
     return pd.concat(parts).sort_index()

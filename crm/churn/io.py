@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from crm.churn import queries
-from crm.churn.features import DATA_KINDS, Frames
+from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames
+from crm.core.dates import end_of
 from crm.core.db import write_frame
 from models.churn import churn_scores
 
+EVENT_KINDS = ("app_events", "message_events")
+
 
 def read_frames(
-    conn: Connection, as_of: date, lo: int, hi: int, *, kinds=DATA_KINDS, since: datetime | None = None
+    conn: Connection,
+    as_of: date,
+    lo: int,
+    hi: int,
+    *,
+    kinds=DATA_KINDS,
+    since: datetime | None = None,
+    events_days: int | None = None,
 ) -> Frames:
-    """The rows of customers lo..hi per data kind, as they stood at the end of `as_of`."""
+    """The rows of customers lo..hi per data kind, as they stood at the end of `as_of`.
+
+    `since` keeps dated rows from then on; `events_days` keeps only that many days of app and
+    message events (the longest feature window: the bulk of the rows, and older ones add nothing).
+    """
     frames = {}
     for kind in kinds:
         use_since = since if kind in queries.TIME_COLUMN else None
-        frames[kind] = pd.read_sql(queries.kind_rows(kind, as_of, lo, hi, since=use_since), conn)
+        if kind in EVENT_KINDS and events_days is not None:
+            use_since = max(filter(None, [use_since, end_of(as_of) - timedelta(days=events_days)]))
+        frame = pd.read_sql(queries.kind_rows(kind, as_of, lo, hi, since=use_since), conn)
+        for column in TIME_COLUMNS.values():
+            if column in frame and frame[column].dtype == object:
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+        frames[kind] = frame
     return Frames(frames)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Date, DateTime, Select, String, delete, func, or_, select, type_coerce
 
 from crm.churn.features import FRAME_COLUMNS, TIME_COLUMNS
 from crm.ingest import rows_as_of
@@ -27,10 +27,19 @@ def kind_rows(kind: str, as_of: date, lo: int, hi: int, *, since: datetime | Non
         )
     stmt = rows_as_of(ENTITY_OF_KIND[kind], as_of)
     cols = stmt.selected_columns
-    stmt = stmt.with_only_columns(*[cols[c] for c in FRAME_COLUMNS[kind]]).where(cols.customer_id.between(lo, hi))
+    stmt = stmt.with_only_columns(*[_raw_time(cols[c]) for c in FRAME_COLUMNS[kind]]).where(
+        cols.customer_id.between(lo, hi)
+    )
     if since is not None:
         stmt = stmt.where(cols[TIME_COLUMN[kind]] >= since)
     return stmt
+
+
+def _raw_time(column):
+    """Times as the driver gives them (ISO text on SQLite): pandas parses a column at once, SQLAlchemy row by row."""
+    if isinstance(column.type, DateTime | Date):
+        return type_coerce(column, String).label(column.name)
+    return column
 
 
 def kind_exists(kind: str, as_of: date) -> Select:

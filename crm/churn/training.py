@@ -74,7 +74,9 @@ def build_snapshot(engine: Engine, snapshot: date, label_as_of: date, config: Ch
     parts = []
     with engine.connect() as conn:
         for lo, hi in customer_ranges(conn, snapshot, config.scoring.chunk_customers):
-            features = compute_features(read_frames(conn, snapshot, lo, hi), snapshot, config)
+            features = compute_features(
+                read_frames(conn, snapshot, lo, hi, events_days=config.features.windows_days[-1]), snapshot, config
+            )
             features = features[features["is_eligible"]]
             if features.empty:
                 continue
@@ -245,7 +247,9 @@ def promotion_decision(result: TrainingResult, config: ChurnConfig, champion_ent
 def score_range(engine: Engine, as_of: date, lo: int, hi: int, model, entry: dict, config: ChurnConfig):
     """Probabilities of the eligible customers lo..hi on `as_of`, and their drift counts in the reference bins."""
     with engine.connect() as conn:
-        features = compute_features(read_frames(conn, as_of, lo, hi), as_of, config)
+        features = compute_features(
+            read_frames(conn, as_of, lo, hi, events_days=config.features.windows_days[-1]), as_of, config
+        )
     features = features[features["is_eligible"]]
     from threadpoolctl import threadpool_limits
 
