@@ -52,3 +52,25 @@ def test_an_invalid_config_names_the_file_and_the_field(tmp_path, monkeypatch):
 
 def test_the_repo_config_is_the_defaults():
     assert load_churn_config() == ChurnConfig()
+
+
+def _result(mine: float, recency: float, champion: float | None = None):
+    from types import SimpleNamespace
+
+    metrics = {"gradient_boosting": {"roc_auc": mine}, "recency": {"roc_auc": recency}}
+    if champion is not None:
+        metrics["champion v1"] = {"roc_auc": champion}
+    return SimpleNamespace(metrics=metrics, challenger_kind="gradient_boosting")
+
+
+def test_promotion_needs_the_margin_over_the_champion_and_a_first_model_must_beat_recency():
+    from crm.churn import promotion_decision
+
+    config = ChurnConfig()
+    champion = {"version": "v1"}
+    assert promotion_decision(_result(0.80, 0.70), config, None)[0]
+    promoted, reason = promotion_decision(_result(0.69, 0.70), config, None)
+    assert not promoted and "recency" in reason
+    assert promotion_decision(_result(0.806, 0.70, 0.80), config, champion)[0]
+    promoted, reason = promotion_decision(_result(0.804, 0.70, 0.80), config, champion)
+    assert not promoted and "margin" in reason and "v1" in reason
