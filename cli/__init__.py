@@ -63,6 +63,8 @@ campaigns_app = typer.Typer(help="Campaigns: the purge archive.", no_args_is_hel
 app.add_typer(campaigns_app, name="campaigns")
 loyalty_app = typer.Typer(help="The loyalty programme: what-if runs of changed rules.", no_args_is_help=True)
 app.add_typer(loyalty_app, name="loyalty")
+models_app = typer.Typer(help="The churn model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
 Force = Annotated[
@@ -380,6 +382,67 @@ def run_delivery_reports(as_of: AsOf) -> None:
 
     counts = delivery_reports(as_of=_day(as_of))
     typer.echo(", ".join(f"{kind} {n:,}" for kind, n in counts.items()))
+
+
+@run_app.command("train-churn")
+def run_train_churn(as_of: AsOf) -> None:
+    """Train a churn model on past snapshots known by --as-of, compare with recency and the champion, register it."""
+    day = _day(as_of)
+    _check("train-churn", day)
+    from flows.churn import train_churn
+
+    r = train_churn(as_of=day)
+    typer.echo(
+        f"trained {r['version']} on {r['snapshots_used']} of {r['snapshots_wanted']} snapshots, {r['features']} features: "
+        f"ROC-AUC {r['roc_auc']:.4f} vs recency alone {r['recency_roc_auc']:.4f} "
+        f"({r['roc_auc'] - r['recency_roc_auc']:+.4f}); {'promoted' if r['promoted'] else 'not promoted'}: {r['reason']}"
+    )
+
+
+@run_app.command("score-churn")
+def run_score_churn(as_of: AsOf) -> None:
+    """Score every eligible customer of --as-of with the champion into churn_scores (exits 2 if a model was refused)."""
+    day = _day(as_of)
+    _check("score-churn", day)
+    from flows.churn import score_churn
+
+    r = score_churn(as_of=day)
+    warnings = f"; drift warnings: {', '.join(r['drift_warnings'])}" if r["drift_warnings"] else ""
+    typer.echo(f"scored {r['scored']:,} customers on {day} with {r['version']} in {r['chunks']} chunk(s){warnings}")
+    if r["refusals"]:
+        typer.echo("; ".join(r["refusals"]), err=True)
+        raise typer.Exit(ExitCode.FINDING)
+
+
+def _registry():
+    from crm.churn import load_churn_config, open_registry
+    from crm.core.settings import get_settings
+
+    return open_registry(load_churn_config(), get_settings())
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The churn model registry: every version, its metrics, window and decision (* = champion)."""
+    from crm.churn import registry_markdown
+
+    registry = _registry()
+    entries = registry.entries()
+    if not entries:
+        typer.echo(f"no churn model in {registry.store.url}; train one: crm run train-churn --as-of DATE")
+        return
+    typer.echo(registry_markdown(entries, registry.champion_state().get("champion")))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to make champion (see `crm models list`).")],
+    as_of: AsOf,
+) -> None:
+    """Make a registered version champion by hand (its file is verified first; recorded in champion.json)."""
+    registry = _registry()
+    registry.promote(version, _day(as_of), "promoted by hand (crm models promote)")
+    typer.echo(f"{version} is the churn champion")
 
 
 @app.command()
