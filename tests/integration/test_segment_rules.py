@@ -162,3 +162,20 @@ def test_rules_on_hand_built_rows_full_incremental_recheck_and_rewrite(backend):
         versions(conn, CUSTOMER_CONTACTS, [contact(2, "push", False, at(d1, 8))], d2)
     recheck = refresh_segments(engine, d1, CONFIG)
     assert (recheck.mode, recheck.differences, recheck.difference_examples) == (RunMode.RECHECK, 1, [2])
+
+
+def test_a_changed_threshold_moves_customers_with_a_rule_that_names_it(backend):
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    repaid_on = D0 - timedelta(days=40)
+    with engine.begin() as conn:
+        versions(conn, CUSTOMERS, [customer(1)], D0)
+        versions(conn, LOANS, [loan(10, 1, "repaid", at(repaid_on, 9), at(repaid_on, 9))], D0)
+    refresh_segments(engine, D0, CONFIG)
+    d1 = D0 + timedelta(days=1)
+    shorter = CONFIG.model_copy(update={"pre_churn_days": 30})
+    assert refresh_segments(engine, d1, shorter, full=True).mode == RunMode.FULL
+    with engine.connect() as conn:
+        moved = conn.execute(segment_changes(d1, "lifecycle_substate", "churn")).all()
+    assert snapshot(engine, D0).loc[1, "lifecycle_substate"] == "pre_churn"
+    assert [(r.customer_id, r.rule) for r in moved] == [(1, "repeat: no open loan, last repayment 30 days ago or more")]
