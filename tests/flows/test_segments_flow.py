@@ -6,13 +6,18 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from typer.testing import CliRunner
 
 from cli import app
+from crm.core.contracts import CUSTOMER_CONTACTS
+from crm.core.db import read_frame
 from crm.core.gate import Check, record_verdict
 from crm.core.settings import make_engine
+from crm.ingest import record_versions
+from crm.segments import segment_snapshot
 from flows.segments import segments
 from tests.flows.conftest import START, simulate_company
 from tests.simulated import ingest_days
@@ -53,3 +58,14 @@ def test_segments_flow_reports_sizes_transitions_and_says_when_data_is_suspect(b
     result = CliRunner().invoke(app, ["run", "segments", "--as-of", day.isoformat()])
     assert result.exit_code == 0, result.output
     assert f"segments {day} recheck" in result.output
+
+    # A correction loaded later for that day (a push token with consent) makes the recheck a finding.
+    with engine.connect() as conn:
+        snap = read_frame(conn, segment_snapshot(day))
+    who = int(snap[~snap["reachable_push"] & ~snap["is_technical"]]["customer_id"].iloc[0])
+    contact = {"customer_id": who, "channel": "push", "address": "token", "is_consented": True}
+    with engine.begin() as conn:
+        record_versions(conn, CUSTOMER_CONTACTS, pd.DataFrame([{**contact, "updated_at": pd.Timestamp(day)}]), last)
+    result = CliRunner().invoke(app, ["run", "segments", "--as-of", day.isoformat()])
+    assert result.exit_code == 2, result.output
+    assert "1 customers differ from the stored day" in result.output
