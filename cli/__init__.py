@@ -184,13 +184,31 @@ def _report_verdict(summary: str, fit_for_sending: bool) -> None:
 
 
 @run_app.command("nightly")
-def run_nightly(as_of: AsOf, force: Force = False) -> None:
-    """The night's chain: ingest, quality and reconcile, then the send gate (exits 2 when it closes)."""
+def run_nightly(
+    as_of: AsOf,
+    force: Force = False,
+    steps: Annotated[
+        str | None,
+        typer.Option(help="Only these steps, comma-separated (e.g. segments,loyalty); the others' output stands."),
+    ] = None,
+    send_past_days: Annotated[
+        bool, typer.Option("--send-past-days", help="Let dispatch send for a day older than the newest ingested.")
+    ] = False,
+) -> None:
+    """The whole night: ingest, checks (send gate), segments, churn, loyalty, campaigns, dispatch (exits 2 on a closed gate)."""
+    from crm.core.night import parse_steps
+
     day = _day(as_of)
+    try:
+        chosen = [s.value for s in parse_steps(steps)]
+    except ValueError as exc:
+        raise OperatorError(f"--steps: {exc}") from None
     _check("nightly", day, force)
     from flows.nightly import nightly
 
-    result = nightly(as_of=day, force=force)
+    result = nightly(as_of=day, force=force, steps=chosen, send_past_days=send_past_days)
+    for step, status in result["steps"].items():
+        typer.echo(f"{step}: {status}")
     gate = "open" if result["send_gate_open"] else "closed"
     _report_verdict(
         f"send gate {gate}: " + ("; ".join(result["reasons"]) or "every check passed"), result["send_gate_open"]
@@ -579,6 +597,9 @@ def demo(
     )
     typer.echo(str(summary))
     last = summary.last_day
+    from tasks.sending import ensure_provider_limits
+
+    ensure_provider_limits()  # what infra/prefect-setup.sh does on a real server: the night dispatches
     for offset in range(nights - 1, -1, -1):  # the first night catches the warehouse up on the whole history
         day = last - timedelta(days=offset)
         night = nightly(as_of=day)

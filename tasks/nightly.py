@@ -11,6 +11,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.settings import get_current_settings
 
 from crm.core.gate import SendGate, gate_headline, read_send_gate, send_gate_markdown
+from crm.core.night import NightStep, StepOutcome, StepStatus, night_summary_markdown
 from crm.core.settings import warehouse_engine
 
 # The artifacts a data engineer opens first, per job (in this order).
@@ -76,3 +77,44 @@ def publish_send_gate(as_of: date, jobs: dict[str, dict]) -> SendGate:
         key="send-gate", markdown=send_gate_markdown(gate, runs), description=gate_headline(gate)[:500]
     )
     return gate
+
+
+@task(name="read-send-gate", task_run_name="read send gate {as_of}")
+def read_gate(as_of: date) -> SendGate:
+    """The day's send gate from the verdicts stored by earlier runs (when the checks are not run tonight)."""
+    with warehouse_engine().connect() as conn:
+        return read_send_gate(conn, as_of)
+
+
+@task(name="publish-night-summary", task_run_name="publish night summary {as_of}")
+def publish_night_summary(as_of: date, headline: str, outcomes: list[dict]) -> None:
+    """The `night-summary` artifact: the headline, then every step's state, time, figures or reason, and run link."""
+    base = ui_url()
+    links = {o["step"]: run_link(o["run_id"], o["step"], base) for o in outcomes if o.get("run_id")}
+    steps = [
+        StepOutcome(
+            NightStep(o["step"]),
+            StepStatus(o["status"]),
+            o["state"],
+            o["message"],
+            o["seconds"],
+            o["run_id"],
+            o["figures"],
+        )
+        for o in outcomes
+    ]
+    create_markdown_artifact(
+        key="night-summary",
+        markdown=night_summary_markdown(as_of, headline, steps, links),
+        description=headline[:500],
+    )
+
+
+@task(name="check-churn-champion", task_run_name="check churn champion model")
+def churn_champion_missing() -> str | None:
+    """Why the night cannot score churn (no champion yet: a company before its first training), or None."""
+    from crm.churn import load_churn_config, open_registry
+    from crm.core.settings import get_settings
+
+    state = open_registry(load_churn_config(), get_settings()).champion_state()
+    return None if state.get("champion") else "no champion model yet (crm run train-churn)"

@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 # The subflows a night runs, by flow name, and the artifacts the night must leave.
-NIGHT_SUBFLOWS = {"ingest", "quality", "reconcile"}
-NIGHT_ARTIFACTS = {"send-gate", "ingest-summary", "reconciliation-summary"}
+NIGHT_SUBFLOWS = {"ingest", "quality", "reconcile", "delivery-reports", "segments", "loyalty", "campaigns", "dispatch"}
+NIGHT_ARTIFACTS = {"send-gate", "night-summary", "ingest-summary", "reconciliation-summary", "segments-summary"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
