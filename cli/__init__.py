@@ -465,27 +465,56 @@ def models_promote(
 
 @app.command()
 def backfill(
-    job: Annotated[str, typer.Argument(help="Job to run per day: nightly, ingest, quality or reconcile.")],
+    job: Annotated[
+        str, typer.Argument(help="Job to run per day: nightly, ingest, quality, reconcile, segments or loyalty.")
+    ],
     start: Annotated[str, typer.Option(help="First business day, YYYY-MM-DD.")],
     end: Annotated[str, typer.Option(help="Last business day, YYYY-MM-DD.")],
     deployment: Annotated[
         str | None, typer.Option(help="Run each day as a run of this deployment (flow/deployment).")
     ] = None,
     force: Force = False,
+    steps: Annotated[
+        str | None, typer.Option(help="nightly only: re-run just these steps, comma-separated (e.g. segments,loyalty).")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Run every day again instead of resuming after the last completed one.")
+    ] = False,
+    send_past_days: Annotated[
+        bool, typer.Option("--send-past-days", help="Let dispatch send for these past days (never by default).")
+    ] = False,
 ) -> None:
-    """Run a job for every day of a range, oldest first (exits 2 when a day had a finding)."""
+    """Run a job for every day of a range, oldest first; resumes after the last completed day (exits 2 on findings)."""
     from crm.core.dates import days_between
+    from crm.core.night import parse_steps
 
     first, last = _day(start, "--start"), _day(end, "--end")
     days_between(first, last)  # an empty range is the operator's mistake, found before any run
+    chosen = None
+    if steps:
+        if job != "nightly":
+            raise OperatorError("--steps chooses steps of the nightly job only")
+        try:
+            chosen = [s.value for s in parse_steps(steps)]
+        except ValueError as exc:
+            raise OperatorError(f"--steps: {exc}") from None
     if not deployment:  # a deployment's worker has its own settings: it checks them itself
         _check(job, first, force)
-        if job in ("ingest", "nightly"):
+        if job in ("ingest", "nightly") and (chosen is None or "ingest" in chosen):
             _check_source_reaches(last, force)
     from flows.backfill import FINDINGS
     from flows.backfill import backfill as backfill_flow
 
-    outcomes = backfill_flow(job=job, start=first, end=last, deployment=deployment, force=force)
+    outcomes = backfill_flow(
+        job=job,
+        start=first,
+        end=last,
+        deployment=deployment,
+        force=force,
+        steps=chosen,
+        restart=restart,
+        send_past_days=send_past_days,
+    )
     for outcome in outcomes:
         typer.echo(f"{outcome['as_of']}: {outcome['state']}")
     findings = [o["as_of"] for o in outcomes if o["state"] in FINDINGS]

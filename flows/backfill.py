@@ -11,12 +11,22 @@ from crm.core.dates import days_between
 from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error
 from crm.core.gate import backfill_headline
 from flows.ingest import ingest
+from flows.loyalty import loyalty
 from flows.nightly import nightly
 from flows.quality import quality
 from flows.reconcile import reconcile
-from tasks.backfill import publish_backfill_summary, run_day_of_deployment
+from flows.segments import segments
+from tasks.backfill import publish_backfill_summary, read_backfill_progress, record_backfill_day, run_day_of_deployment
+from tasks.common import migrate_warehouse
 
-JOBS = {"nightly": nightly, "ingest": ingest, "quality": quality, "reconcile": reconcile}
+JOBS = {
+    "nightly": nightly,
+    "ingest": ingest,
+    "quality": quality,
+    "reconcile": reconcile,
+    "segments": segments,
+    "loyalty": loyalty,
+}
 
 
 FINDINGS = ("Diverged", "GateClosed", "FilesRejected")
@@ -25,44 +35,81 @@ FINDINGS = ("Diverged", "GateClosed", "FilesRejected")
 @flow(
     name="backfill",
     flow_run_name="backfill {job} {start}..{end}",
-    description="Run a daily job (nightly, ingest, quality, reconcile) for every day of a range, oldest first.",
+    description="Run a daily job (nightly, ingest, quality, reconcile, segments, loyalty) for every day of a range, "
+    "oldest first; resumes after the last completed day.",
 )
-def backfill(job: str, start: date, end: date, deployment: str | None = None, force: bool = False):
-    """Run `job` for each day from `start` to `end`; with `deployment`, each day is a run of that deployment
-    (listed in its Runs tab, not a subflow), created once per day even if the backfill is re-run.
+def backfill(
+    job: str,
+    start: date,
+    end: date,
+    deployment: str | None = None,
+    force: bool = False,
+    steps: list[str] | None = None,
+    restart: bool = False,
+    send_past_days: bool = False,
+):
+    """Run `job` for each day from `start` to `end`, oldest first; with `deployment`, each day is a run of that
+    deployment (listed in its Runs tab, not a subflow), created once per day even if the backfill is re-run.
 
-    A day with a finding (`Diverged`, `GateClosed`, `FilesRejected`) is not a failure of the
-    backfill; `force` passes the day guard of ingesting jobs run in this process. The backfill
-    publishes a `backfill-<job>` summary (days done, gates open and closed, links to the runs) and
-    ends with a state message like `3 of 3 days, 3 gates closed`.
+    Resumable: every completed day is put on record under the backfill's identity (job, range and
+    steps); running the same backfill again skips those days and starts at the first day not
+    completed (`restart` forgets the record). A day that fails stops the backfill there, since later
+    days build on it (segments and loyalty are incremental). `steps` (nightly only) re-runs a chosen
+    set of steps, e.g. `["segments", "loyalty"]` after a rule change. Messages are never sent for
+    these past days unless `send_past_days` is set. A day with a finding (`Diverged`, `GateClosed`,
+    `FilesRejected`) is not a failure. The backfill publishes a `backfill-<job>` summary and ends
+    with a state message like `3 of 3 days, 3 gates closed`.
     """
     if job not in JOBS:
         raise OperatorError(f"unknown job {job!r}; known: {', '.join(JOBS)}")
+    if steps and job != "nightly":
+        raise OperatorError("--steps chooses steps of the nightly job only")
     days = days_between(start, end)
     logger = get_run_logger()
+    identity = f"{job}:{start}..{end}" + (f":{','.join(steps)}" if steps else "")
+    migrate_warehouse()
+    done_before = read_backfill_progress(identity, restart)
+    extra = {}
+    if job == "nightly":
+        extra = {"send": send_past_days, "send_past_days": send_past_days} | ({"steps": steps} if steps else {})
     outcomes = []
+    stopped, stop_error = None, None
     for day in days:
+        if day.isoformat() in done_before:
+            previous = done_before[day.isoformat()]
+            outcomes.append({"as_of": day.isoformat(), "state": previous["state"], "run": previous["run"]})
+            logger.info("%s %s: completed by an earlier run of this backfill (%s)", job, day, previous["state"])
+            continue
         if deployment:
-            outcomes.append(run_day_of_deployment(deployment, day))
+            outcome = run_day_of_deployment(deployment, day, extra)
         else:
-            extra = {"force": force} if job in ("nightly", "ingest") else {}
-            state = JOBS[job](as_of=day, return_state=True, **extra)
+            kwargs = {"force": force} if job in ("nightly", "ingest") else {}
+            state = JOBS[job](as_of=day, return_state=True, **kwargs, **extra)
             name = state.name
             if state.is_failed():
                 error = crm_error(state.result(raise_on_failure=False))
                 if isinstance(error, OperatorError | InfrastructureError):
                     return state  # every later day would fail the same way: stop, with that one line
-                if isinstance(error, Finding):
+                if isinstance(error, Finding) and job != "nightly":
                     name = "FilesRejected"  # landing files rejected or misplaced: the run did its work
+                stop_error = error
             run_id = state.state_details.flow_run_id
-            outcomes.append({"as_of": day.isoformat(), "state": name, "run": str(run_id) if run_id else ""})
-        logger.info("%s %s: %s", job, day, outcomes[-1]["state"])
+            outcome = {"as_of": day.isoformat(), "state": name, "run": str(run_id) if run_id else ""}
+        outcomes.append(outcome)
+        logger.info("%s %s: %s", job, day, outcome["state"])
+        if outcome["state"] in ("Completed", *FINDINGS):
+            record_backfill_day(identity, day, outcome["state"], outcome["run"])
+        else:
+            stopped = day  # later days build on this one: a re-run resumes here
+            break
     publish_backfill_summary(job, start, end, outcomes)
     headline = backfill_headline(job, len(days), outcomes)
-    # Findings are runs that did their work and found something, not failures of the backfill.
-    failed = [o["as_of"] for o in outcomes if o["state"] not in ("Completed", *FINDINGS)]
-    if failed:
-        error = RuntimeError(f"backfill {job}: {len(failed)} day(s) did not complete: {', '.join(failed)}")
-        return Failed(message=f"{headline}; did not complete: {', '.join(failed)}"[:2000], data=error)
+    if stopped:
+        error = (
+            stop_error
+            if isinstance(stop_error, Exception)
+            else RuntimeError(f"backfill {job} stopped at {stopped}: the day did not complete; run it again to resume")
+        )
+        return Failed(message=f"{headline}; stopped at {stopped} (run again to resume)"[:2000], data=error)
     logger.info("%s", headline)
     return Completed(message=headline, data=outcomes)

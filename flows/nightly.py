@@ -72,13 +72,15 @@ def nightly(
     as_of: date | None = None,
     force: bool = False,
     steps: list[str] | None = None,
+    send: bool = True,
     send_past_days: bool = False,
 ):
     """Run the night's steps for `as_of` as subflows and publish the send gate and the run summary.
 
     `steps` runs only those steps (e.g. `["segments", "loyalty"]` after a rule change; the others'
-    stored output stands); `force` passes the day guard; `send_past_days` lets dispatch send for a
-    day older than the newest ingested one (backfills never set it). A closed gate completes in a
+    stored output stands); `force` passes the day guard; `send=False` plans but does not dispatch
+    (backfills pass it unless asked to send for past days); `send_past_days` lets dispatch send for
+    a day older than the newest ingested one. A closed gate completes in a
     state named `GateClosed` (campaigns and dispatch skipped, the CLI exits 2); a failed step fails
     the night with one ERROR line naming it, after every step that does not depend on it has run.
     """
@@ -109,6 +111,8 @@ def nightly(
         if gate is None and step in (NightStep.CAMPAIGNS, NightStep.DISPATCH):
             gate = read_gate(as_of)  # the checks were not selected: their stored verdicts decide
         why = blocker(step, outcomes, gate.is_open if gate else None)
+        if why is None and step == NightStep.DISPATCH and not send:
+            why = "a backfill does not send for past days (--send-past-days)"
         if why is None and step == NightStep.CHURN:
             why = churn_champion_missing()  # skipped, not red, until the first model is trained
         if why:
