@@ -356,14 +356,15 @@ def report(as_of: AsOf) -> None:
 def demo(
     customers: Annotated[int, typer.Option(help="Customers of the simulated company.")] = 2000,
     days: Annotated[int, typer.Option(help="Days of history to simulate.")] = 60,
-    ingest_days: Annotated[int, typer.Option(help="Last days to run one by one (the last one through `nightly`).")] = 3,
+    nights: Annotated[int, typer.Option(min=1, help="Last days run one by one through `nightly`.")] = 3,
     fresh: Annotated[bool, typer.Option(help="Wipe the embedded home (./.crm) first.")] = True,
 ) -> None:
-    """Simulate a small company on the embedded default, ingest its last days and run the night's chain on the last."""
+    """Simulate a small company on the embedded default and run the night's chain on its last days."""
+    import os
+
     from crm.core.settings import get_settings, source_engine
     from crm.core.storage import open_store
     from crm.simulator import simulate as run_simulation
-    from flows.ingest import ingest
     from flows.nightly import nightly
 
     settings = get_settings()
@@ -382,16 +383,17 @@ def demo(
     )
     typer.echo(str(summary))
     last = summary.last_day
-    for offset in range(ingest_days - 1, 0, -1):
+    for offset in range(nights - 1, -1, -1):  # the first night catches the warehouse up on the whole history
         day = last - timedelta(days=offset)
-        result = ingest(as_of=day)
-        typer.echo(f"ingested {day}: {result}")
-    night = nightly(as_of=last)
-    gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
-    typer.echo(f"nightly {last}: ingest {night['ingest']}, send gate {gate}")
+        night = nightly(as_of=day)
+        gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
+        typer.echo(f"nightly {day}: ingest {night['ingest']}, send gate {gate}")
     typer.echo(
-        f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; Data Docs: {settings.reports}/data-docs/{last}/index.html)"
+        f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; "
+        f"Data Docs: {settings.reports}/data-docs/{last}/index.html)"
     )
+    if os.environ.get("PREFECT_API_URL"):
+        typer.echo(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,13 @@ def pull_source_table_task(entity_name: str, as_of: date) -> dict:
         f"{counts.rows_quarantined:,}",
         f"{counts.rows_duplicate:,}",
     )
+    if counts.rows_without_watermark:
+        logger.warning(
+            "%s: %d source rows have no %s and are never pulled; stamp them in the back end",
+            entity_name,
+            counts.rows_without_watermark,
+            ENTITIES[entity_name].updated_column,
+        )
     return loading_state([counts.as_row()], f"pull {entity_name}", data=counts.as_row())
 
 

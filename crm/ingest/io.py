@@ -181,6 +181,8 @@ def pull_source_table(
         with source.connect() as src:
             return pd.read_sql(stmt, src)
 
+    with source.connect() as src:
+        counts.rows_without_watermark = int(src.execute(queries.without_watermark(table, entity)).scalar_one())
     after = (mark[0], *mark[1]) if mark else None
     pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
     for chunk_number, chunk in enumerate(pages, start=1):

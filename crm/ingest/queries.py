@@ -23,6 +23,11 @@ def changed_up_to(table: Table, entity: Entity, as_of: date) -> Select:
     return select(table).where(table.c[entity.updated_column] < end_of(as_of))
 
 
+def without_watermark(table: Table, entity: Entity) -> Select:
+    """How many source rows have no value in the updated column: a watermark pull never sees them."""
+    return select(func.count()).select_from(table).where(table.c[entity.updated_column].is_(None))
+
+
 def entity_ids(entity_name: str) -> Select:
     """Every key of an entity's `stg_` table (single-column keys)."""
     return select(staging[entity_name].c[ENTITIES[entity_name].key[0]])

@@ -35,6 +35,14 @@ def ingest_summary_markdown(as_of: date, table: pd.DataFrame, reasons: pd.DataFr
         f"misplaced: {int((files['status'] == SourceStatus.MISPLACED).sum())}, "
         f"rejected by an earlier run (not read again): {int((files['status'] == SourceStatus.ALREADY_REJECTED).sum())}",
     ]
+    if "rows_without_watermark" in table and table["rows_without_watermark"].fillna(0).sum():
+        unseen = table[table["rows_without_watermark"].fillna(0) > 0]
+        lines += ["", "## Source rows the watermark cannot see", ""]
+        lines += [
+            f"- {r['entity']}: **{int(r['rows_without_watermark']):,}** rows with no updated time are never pulled; "
+            "stamp them with the time of the fix in the back end (the next run loads them)"
+            for r in unseen.to_dict("records")
+        ]
     if len(failed):
         lines += ["", "## Rejected and misplaced files", ""]
         lines += [f"- {mask_contacts(str(e))}" for e in failed["error"]]

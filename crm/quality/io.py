@@ -18,6 +18,7 @@ from crm.core.db import read_frame, write_frame
 from crm.core.storage import open_store
 from crm.ingest import quarantine_summary
 from crm.quality import queries
+from crm.quality.datadocs import make_offline
 from crm.quality.health import HealthInputs
 from crm.quality.results import RESULT_COLUMNS, mask_result, result_rows, suite_error_row
 from crm.quality.suites import SuiteSpec
@@ -93,6 +94,9 @@ def validate_suites(
         if docs_dir is not None:
             _mask_stored_results(context)
             context.build_data_docs()
+            left = make_offline(docs_dir)
+            if left:  # a GX upgrade brought a CDN address we do not ship: the page needs internet for it
+                log.warning("Data Docs still load %d assets from the internet: %s", len(left), ", ".join(left))
     finally:
         engine = getattr(datasource, "_engine", None)
         if engine is not None:

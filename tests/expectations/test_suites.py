@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 
 import pytest
 
 from crm.quality import QualityConfig, validate_suites
+from crm.quality.datadocs import external_assets
 from expectations import SUITE_NAMES, SuiteContext, build_suites
 from tests.expectations.conftest import AS_OF, at, good_day
 
@@ -305,6 +307,20 @@ def test_examples_and_data_docs_never_show_a_raw_contact(good_warehouse, tmp_pat
     pages = [p.read_text() for p in docs.rglob("*.html")]
     assert (docs / "index.html").exists() and any("validations" in str(p) for p in docs.rglob("*.html"))
     assert not any("anna.smith@example.com" in page for page in pages)
+
+
+def test_data_docs_open_without_internet(good_warehouse, tmp_path):
+    docs = tmp_path / "docs"
+    run(good_warehouse, "app_events", docs_dir=docs)
+    pages = list(docs.rglob("*.html"))
+    assert len(pages) >= 2  # the index and at least one validation page
+    for page in pages:
+        html = page.read_text()
+        assert external_assets(html) == [], page
+        local = re.findall(r'<(?:script|link)\b[^>]*?(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert any("jquery.min.js" in src for src in local), page
+        for src in local:
+            assert (page.parent / src).resolve().is_file(), (page, src)
 
 
 def test_datetimes_in_examples_stay_legible(good_warehouse):
