@@ -7,7 +7,11 @@ export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: setup demo test test-fast lint bench lock clean
+.PHONY: setup demo demo-stop test test-fast lint bench lock clean
+
+# The demo's own Prefect server (its database under .prefect-demo/), left running after `make demo`.
+DEMO_PORT ?= 4200
+DEMO_PREFECT = PREFECT_HOME=$(CURDIR)/.prefect-demo PREFECT_API_URL=http://127.0.0.1:$(DEMO_PORT)/api
 
 setup: $(VENV)/.installed
 
@@ -17,8 +21,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-demo: setup  ## simulate a small company and ingest its last days (SQLite, ./.crm/landing, local Prefect)
-	$(BIN)/crm demo
+demo: setup  ## simulate a small company, run several nights on the embedded default, leave a local Prefect UI up
+	@curl -sf http://127.0.0.1:$(DEMO_PORT)/api/health >/dev/null \
+	  || { echo "starting a local Prefect server on port $(DEMO_PORT) (make demo-stop ends it)"; \
+	       $(DEMO_PREFECT) $(BIN)/prefect server start --background --host 127.0.0.1 --port $(DEMO_PORT) >/dev/null; }
+	@for i in $$(seq 1 120); do curl -sf http://127.0.0.1:$(DEMO_PORT)/api/health >/dev/null && break; sleep 1; done; \
+	  curl -sf http://127.0.0.1:$(DEMO_PORT)/api/health >/dev/null \
+	  || { echo "the Prefect server did not start on port $(DEMO_PORT): see $(CURDIR)/.prefect-demo, or use DEMO_PORT=..."; exit 4; }
+	$(DEMO_PREFECT) $(BIN)/crm demo
+	@echo "reports: $(CURDIR)/.crm/reports; the Prefect server keeps running with the demo's nights (make demo-stop ends it)"
+
+demo-stop:  ## stop the demo's Prefect server
+	$(DEMO_PREFECT) $(BIN)/prefect server stop
 
 test: setup  ## every test, SQLite and PostgreSQL (CRM_TEST_POSTGRES_URL), S3 via moto
 	$(BIN)/pytest

@@ -56,6 +56,70 @@ for f in files:
 print(json.dumps(totals))
 """
 
+# The raw floor: the same rows copied without validation, history or bookkeeping, by the engine's
+# bulk path (SQLite executemany in one transaction per chunk, PostgreSQL COPY) into a fresh
+# database with the stg_ tables' schema (keys included). Reading is timed too: it is part of any load.
+RAW_FLOOR = """
+import sys, json, io, time
+import pandas as pd
+from sqlalchemy import Column, MetaData, Table, select
+from crm.core.contracts import ENTITIES, SOURCE_ENTITIES
+from crm.core.settings import get_settings, make_engine, source_engine
+from crm.core.storage import open_store
+from models import source as src
+from models.ingest import staging
+s = get_settings(); target = make_engine(sys.argv[1])
+raw = MetaData()  # the stg_ tables' columns and keys, without NOT NULL (no validation here)
+tables = {name: Table(t.name, raw, *[Column(c.name, c.type, primary_key=c.primary_key) for c in t.columns])
+          for name, t in staging.items()}
+raw.drop_all(target); raw.create_all(target)
+begun = time.perf_counter()
+read_s = write_s = 0.0; rows = 0
+
+def write(table, frame):
+    global write_s, rows
+    frame = frame[[c.name for c in table.columns if c.name in frame.columns]]
+    started = time.perf_counter()
+    with target.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            buffer = io.StringIO(); frame.to_csv(buffer, index=False, header=False); data = buffer.getvalue()
+            with conn.connection.cursor() as cur:
+                with cur.copy(f"COPY {table.name} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(data)
+        else:
+            sql = f"INSERT INTO {table.name} ({', '.join(frame.columns)}) VALUES ({', '.join('?' * len(frame.columns))})"
+            columns = []
+            for name in frame.columns:
+                col = frame[name]
+                if pd.api.types.is_datetime64_any_dtype(col):
+                    col = col.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+                columns.append(col.astype(object).where(col.notna(), None).tolist())
+            conn.connection.driver_connection.executemany(sql, zip(*columns))
+    write_s += time.perf_counter() - started; rows += len(frame)
+
+source = source_engine(s)
+for entity in SOURCE_ENTITIES:
+    with source.connect().execution_options(stream_results=True) as conn:
+        started = time.perf_counter()
+        for chunk in pd.read_sql(select(src.tables[entity.name]), conn, chunksize=s.source_chunk_rows):
+            read_s += time.perf_counter() - started
+            write(tables[entity.name], chunk.drop_duplicates([*entity.key]))
+            started = time.perf_counter()
+zone = open_store(s.landing)
+for key, _ in zone.list_keys(""):
+    entity = ENTITIES.get(key.split("/")[0])
+    if entity is None or not key.endswith((".csv", ".jsonl")):
+        continue
+    started = time.perf_counter()
+    data = io.BytesIO(zone.read_bytes(key))
+    frame = pd.read_csv(data) if key.endswith(".csv") else pd.read_json(data, lines=True)
+    read_s += time.perf_counter() - started
+    frame = frame.drop_duplicates(list(entity.key))  # the simulator without faults repeats no key across files
+    write(tables[entity.name], frame)
+print(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - begun, 1), "read_seconds": round(read_s, 1), "write_seconds": round(write_s, 1),
+                  "rows_per_second_write": round(rows / max(write_s, 1e-9))}))
+"""
+
 INGEST_FLOW = """
 import sys, json
 from datetime import date
@@ -103,6 +167,9 @@ def main() -> None:
         "--via-flow", action="store_true", help="ingest through the Prefect flow (adds server start-up)"
     )
     parser.add_argument("--reuse-source", action="store_true", help="keep the simulated source from a previous run")
+    parser.add_argument(
+        "--raw-floor", action="store_true", help="also copy the same rows by the engine's bulk path (the floor)"
+    )
     args = parser.parse_args()
 
     work = args.workdir / f"{args.backend}-{args.customers}"
@@ -134,6 +201,17 @@ def main() -> None:
             "ingest-flow" if args.via_flow else "ingest", INGEST_FLOW if args.via_flow else INGEST, [last_day], env
         )
     )
+    if args.raw_floor:
+        raw_url = (
+            postgres_database(f"crm_bench_raw_{args.customers}")
+            if args.backend == "postgresql"
+            else f"sqlite:///{work / 'raw.db'}"
+        )
+        (work / "raw.db").unlink(missing_ok=True)
+        floor = run_stage("raw floor", RAW_FLOOR, [raw_url], env)
+        results.append(floor)
+        ratio = results[-2]["seconds"] / floor["result"]["seconds"]
+        print(json.dumps({"ingest_over_raw_floor": round(ratio, 2)}), flush=True)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"ingest-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))

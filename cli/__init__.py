@@ -59,8 +59,12 @@ docs_app = typer.Typer(help="Generated documentation.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 landing_app = typer.Typer(help="Landing files the ingestion rejected or found misplaced.", no_args_is_help=True)
 app.add_typer(landing_app, name="landing")
+campaigns_app = typer.Typer(help="Campaigns: the purge archive.", no_args_is_help=True)
+app.add_typer(campaigns_app, name="campaigns")
 loyalty_app = typer.Typer(help="The loyalty programme: what-if runs of changed rules.", no_args_is_help=True)
 app.add_typer(loyalty_app, name="loyalty")
+models_app = typer.Typer(help="The churn model registry.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 AsOf = Annotated[str, typer.Option("--as-of", help="Business date, YYYY-MM-DD.")]
 Force = Annotated[
@@ -180,13 +184,31 @@ def _report_verdict(summary: str, fit_for_sending: bool) -> None:
 
 
 @run_app.command("nightly")
-def run_nightly(as_of: AsOf, force: Force = False) -> None:
-    """The night's chain: ingest, quality and reconcile, then the send gate (exits 2 when it closes)."""
+def run_nightly(
+    as_of: AsOf,
+    force: Force = False,
+    steps: Annotated[
+        str | None,
+        typer.Option(help="Only these steps, comma-separated (e.g. segments,loyalty); the others' output stands."),
+    ] = None,
+    send_past_days: Annotated[
+        bool, typer.Option("--send-past-days", help="Let dispatch send for a day older than the newest ingested.")
+    ] = False,
+) -> None:
+    """The whole night: ingest, checks (send gate), segments, churn, loyalty, campaigns, dispatch (exits 2 on a closed gate)."""
+    from crm.core.night import parse_steps
+
     day = _day(as_of)
+    try:
+        chosen = [s.value for s in parse_steps(steps)]
+    except ValueError as exc:
+        raise OperatorError(f"--steps: {exc}") from None
     _check("nightly", day, force)
     from flows.nightly import nightly
 
-    result = nightly(as_of=day, force=force)
+    result = nightly(as_of=day, force=force, steps=chosen, send_past_days=send_past_days)
+    for step, status in result["steps"].items():
+        typer.echo(f"{step}: {status}")
     gate = "open" if result["send_gate_open"] else "closed"
     _report_verdict(
         f"send gate {gate}: " + ("; ".join(result["reasons"]) or "every check passed"), result["send_gate_open"]
@@ -213,6 +235,33 @@ def run_reconcile(as_of: AsOf) -> None:
 
     result = reconcile(as_of=day)
     _report_verdict(result["summary"], result["fit_for_sending"])
+
+
+@run_app.command("segments")
+def run_segments(
+    as_of: AsOf,
+    full: Annotated[bool, typer.Option("--full", help="Recompute every customer (a backfill's path).")] = False,
+    rewrite: Annotated[
+        bool,
+        typer.Option(
+            "--rewrite", help="For a stored day: replace the history from this day on (re-run the days after)."
+        ),
+    ] = False,
+) -> None:
+    """Lifecycle states, RFM, reachability and channel preference for one business day (exits 2 if a recheck differs)."""
+    day = _day(as_of)
+    _check("segments", day)
+    from flows.segments import segments
+
+    result = segments(as_of=day, full=full, rewrite=rewrite)
+    suspect = "" if result["gate_open"] else " (data suspect: the send gate is closed)"
+    typer.echo(
+        f"segments {result['as_of']} {result['mode']}: {result['customers_computed']:,} customers computed, "
+        f"{result['customers_changed']:,} changed, {result['events']:,} events{suspect}"
+    )
+    if result["differences"]:
+        typer.echo(f"{result['differences']:,} customers differ from the stored day; --rewrite replaces it")
+        raise typer.Exit(2)
 
 
 @run_app.command("loyalty")
@@ -295,6 +344,55 @@ def run_dispatch(
     )
 
 
+@run_app.command("campaigns")
+def run_campaigns(
+    as_of: AsOf,
+    force: Annotated[
+        bool, typer.Option("--force", help="Plan although the day's send gate is closed (recorded in campaign_runs).")
+    ] = False,
+) -> None:
+    """Plan one business day's campaign messages into the outbox (exits 2 when the send gate is closed)."""
+    day = _day(as_of)
+    _check("campaigns", day)
+    from flows.campaigns import campaigns
+
+    result = campaigns(as_of=day, force=force)
+    if result["refused"]:
+        _report_verdict("send gate closed: " + "; ".join(result["gate_reasons"]) + "; nothing planned", False)
+    gate = " (send gate CLOSED, forced)" if result["forced"] else ""
+    typer.echo(
+        f"campaigns {result['as_of']}: {sum(result['entered'].values()):,} entered, {result['planned']:,} planned, "
+        f"{result['skipped']:,} skipped, {result['purged']:,} purged{gate}"
+    )
+
+
+@campaigns_app.command("restore")
+def campaigns_restore(
+    as_of: AsOf,
+    archive: Annotated[
+        str | None,
+        typer.Option(help="An archive file, e.g. archive/purged/2026-03-01.csv (under <CRM_HOME>/artifacts)."),
+    ] = None,
+    customer: Annotated[list[int] | None, typer.Option(help="A purged customer id (repeatable).")] = None,
+) -> None:
+    """Bring purged customers back into the active base from a business day on (by archive file or id)."""
+    if archive is None and not customer:
+        raise OperatorError("give --archive KEY or --customer ID")
+    from crm.campaigns import restore_customers
+    from crm.core.migrations import upgrade_warehouse
+    from crm.core.preflight import preflight
+    from crm.core.settings import warehouse_engine
+
+    settings = preflight(source=False, landing=False)
+    engine = warehouse_engine(settings)
+    upgrade_warehouse(engine)
+    try:
+        restored = restore_customers(engine, _day(as_of), archive_key=archive, customer_ids=customer)
+    except FileNotFoundError:
+        raise OperatorError(f"--archive {archive!r}: no such archive file under <CRM_HOME>/artifacts") from None
+    typer.echo(f"restored {restored:,} customer(s) into the active base from {as_of}")
+
+
 @run_app.command("delivery-reports")
 def run_delivery_reports(as_of: AsOf) -> None:
     """Apply the providers' delivery reports ingested for one business day to the outbox."""
@@ -302,6 +400,67 @@ def run_delivery_reports(as_of: AsOf) -> None:
 
     counts = delivery_reports(as_of=_day(as_of))
     typer.echo(", ".join(f"{kind} {n:,}" for kind, n in counts.items()))
+
+
+@run_app.command("train-churn")
+def run_train_churn(as_of: AsOf) -> None:
+    """Train a churn model on past snapshots known by --as-of, compare with recency and the champion, register it."""
+    day = _day(as_of)
+    _check("train-churn", day)
+    from flows.churn import train_churn
+
+    r = train_churn(as_of=day)
+    typer.echo(
+        f"trained {r['version']} on {r['snapshots_used']} of {r['snapshots_wanted']} snapshots, {r['features']} features: "
+        f"ROC-AUC {r['roc_auc']:.4f} vs recency alone {r['recency_roc_auc']:.4f} "
+        f"({r['roc_auc'] - r['recency_roc_auc']:+.4f}); {'promoted' if r['promoted'] else 'not promoted'}: {r['reason']}"
+    )
+
+
+@run_app.command("score-churn")
+def run_score_churn(as_of: AsOf) -> None:
+    """Score every eligible customer of --as-of with the champion into churn_scores (exits 2 if a model was refused)."""
+    day = _day(as_of)
+    _check("score-churn", day)
+    from flows.churn import score_churn
+
+    r = score_churn(as_of=day)
+    warnings = f"; drift warnings: {', '.join(r['drift_warnings'])}" if r["drift_warnings"] else ""
+    typer.echo(f"scored {r['scored']:,} customers on {day} with {r['version']} in {r['chunks']} chunk(s){warnings}")
+    if r["refusals"]:
+        typer.echo("; ".join(r["refusals"]), err=True)
+        raise typer.Exit(ExitCode.FINDING)
+
+
+def _registry():
+    from crm.churn import load_churn_config, open_registry
+    from crm.core.settings import get_settings
+
+    return open_registry(load_churn_config(), get_settings())
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The churn model registry: every version, its metrics, window and decision (* = champion)."""
+    from crm.churn import registry_markdown
+
+    registry = _registry()
+    entries = registry.entries()
+    if not entries:
+        typer.echo(f"no churn model in {registry.store.url}; train one: crm run train-churn --as-of DATE")
+        return
+    typer.echo(registry_markdown(entries, registry.champion_state().get("champion")))
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="The version to make champion (see `crm models list`).")],
+    as_of: AsOf,
+) -> None:
+    """Make a registered version champion by hand (its file is verified first; recorded in champion.json)."""
+    registry = _registry()
+    registry.promote(version, _day(as_of), "promoted by hand (crm models promote)")
+    typer.echo(f"{version} is the churn champion")
 
 
 @app.command()
@@ -411,14 +570,15 @@ def report(as_of: AsOf) -> None:
 def demo(
     customers: Annotated[int, typer.Option(help="Customers of the simulated company.")] = 2000,
     days: Annotated[int, typer.Option(help="Days of history to simulate.")] = 60,
-    ingest_days: Annotated[int, typer.Option(help="Last days to run one by one (the last one through `nightly`).")] = 3,
+    nights: Annotated[int, typer.Option(min=1, help="Last days run one by one through `nightly`.")] = 3,
     fresh: Annotated[bool, typer.Option(help="Wipe the embedded home (./.crm) first.")] = True,
 ) -> None:
-    """Simulate a small company on the embedded default, ingest its last days and run the night's chain on the last."""
+    """Simulate a small company on the embedded default and run the night's chain on its last days."""
+    import os
+
     from crm.core.settings import get_settings, source_engine
     from crm.core.storage import open_store
     from crm.simulator import simulate as run_simulation
-    from flows.ingest import ingest
     from flows.nightly import nightly
 
     settings = get_settings()
@@ -437,16 +597,20 @@ def demo(
     )
     typer.echo(str(summary))
     last = summary.last_day
-    for offset in range(ingest_days - 1, 0, -1):
+    from tasks.sending import ensure_provider_limits
+
+    ensure_provider_limits()  # what infra/prefect-setup.sh does on a real server: the night dispatches
+    for offset in range(nights - 1, -1, -1):  # the first night catches the warehouse up on the whole history
         day = last - timedelta(days=offset)
-        result = ingest(as_of=day)
-        typer.echo(f"ingested {day}: {result}")
-    night = nightly(as_of=last)
-    gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
-    typer.echo(f"nightly {last}: ingest {night['ingest']}, send gate {gate}")
+        night = nightly(as_of=day)
+        gate = "OPEN" if night["send_gate_open"] else "CLOSED: " + "; ".join(night["reasons"])
+        typer.echo(f"nightly {day}: ingest {night['ingest']}, send gate {gate}")
     typer.echo(
-        f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; Data Docs: {settings.reports}/data-docs/{last}/index.html)"
+        f"\nreport: crm report --as-of {last}   (warehouse: {settings.warehouse}; "
+        f"Data Docs: {settings.reports}/data-docs/{last}/index.html)"
     )
+    if os.environ.get("PREFECT_API_URL"):
+        typer.echo(f"Prefect UI: {os.environ['PREFECT_API_URL'].removesuffix('/api')}")
 
 
 if __name__ == "__main__":

@@ -89,9 +89,26 @@ def no_rows(query: str, *, rule: str, severity: str, description: str, column: s
     )
 
 
-def day_batch_query(entity: Entity, day: str) -> str:
-    """The rows of an entity's `stg_` table written by the load of one business day."""
+def day_batch_query(entity: Entity, day: str, next_day: str) -> str:
+    """The rows belonging to one business day, whichever run loaded them (so a backfill or a re-run
+    after later days checks what that day's own night checked).
+
+    Versioned records: the versions that started on the day (`hist_*`, later versions do not
+    overwrite them); source facts: those whose change lies on the day; landing rows: those of the
+    files dated on the day (`ingested_on` holds a landing row's file date).
+    """
+    if entity.versioned:
+        return f"SELECT * FROM {entity.history_table_name} WHERE valid_from >= '{day}' AND valid_from < '{next_day}'"
+    if entity.updated_column:
+        column = entity.updated_column
+        return f"SELECT * FROM {entity.table_name} WHERE {column} >= '{day}' AND {column} < '{next_day}'"
     return f"SELECT * FROM {entity.table_name} WHERE ingested_on = '{day}'"
+
+
+def batch_columns(entity: Entity) -> list[str]:
+    """The columns of an entity's day batch: its contract's, the load's day, and a version's validity."""
+    validity = ["valid_from", "valid_to"] if entity.versioned else []
+    return [*entity.column_names, *validity, "ingested_on"]
 
 
 def reference_query(entity: Entity, column: str, referenced: str) -> str:
@@ -115,7 +132,7 @@ def contract_expectations(entity: Entity, context) -> list:
             "ExpectTableColumnsToMatchSet",
             rule="schema",
             severity=CRITICAL,
-            column_set=[*entity.column_names, "ingested_on"],
+            column_set=batch_columns(entity),
             exact_match=True,
         )
     ]

@@ -1,8 +1,9 @@
 """The ingestion suite: the day's bookkeeping (per-source counts and the file manifest).
 
-Its batch has one row per source of the day (`db:<table>` or `file:<key>`) with its counts,
-plus one row per landing file a run of the day rejected whole or found misplaced (outside
-the naming contract): either way its rows are missing, so both close the send gate. Failures name the sources, the
+Its batch has one row per source that brought rows belonging to the business day
+(`ingest_coverage`: a file's date, a source change's day; whichever run loaded them), plus one
+row per landing file dated that day or met by that day's run that was rejected whole or found
+misplaced (outside the naming contract): either way its rows are missing, so both close the gate. Failures name the sources, the
 quarantine rules and an example reason each.
 
 Imports Great Expectations: import this module lazily (from inside a function).
@@ -23,7 +24,7 @@ def _quarantine_query(context: SuiteContext, threshold: float) -> str:
         "SELECT b.source, b.rows_read, b.rows_quarantined, q.rule, q.rule_rows, q.example "
         "FROM {batch} AS b JOIN ("
         "SELECT source, rule, COUNT(*) AS rule_rows, MIN(reason) AS example FROM quarantined_rows "
-        f"WHERE as_of = '{context.day}' GROUP BY source, rule"
+        f"WHERE business_date = '{context.day}' GROUP BY source, rule"
         ") AS q ON q.source = b.source "
         f"WHERE b.rows_read > 0 AND {_share('rows_quarantined')} > {float(threshold)!r} "
         "ORDER BY b.source, q.rule_rows DESC, q.rule"
@@ -36,10 +37,11 @@ def ingestion_suite(context: SuiteContext) -> SuiteSpec:
     query = (
         "SELECT b.source, b.entity, 'loaded' AS outcome, '' AS error, b.rows_read, b.rows_loaded, "
         "b.rows_quarantined, b.rows_duplicate "
-        f"FROM ingest_batches AS b WHERE b.as_of = '{context.day}' "
+        f"FROM ingest_coverage AS b WHERE b.business_date = '{context.day}' "
         "UNION ALL "
         "SELECT 'file:' || f.file_key, f.entity, f.status, f.error, 0, 0, 0, 0 "
-        f"FROM landing_files AS f WHERE f.as_of = '{context.day}' AND f.status IN ('failed', 'misplaced')"
+        f"FROM landing_files AS f WHERE (f.business_date = '{context.day}' OR f.as_of = '{context.day}') "
+        "AND f.status IN ('failed', 'misplaced')"
     )
     expectations = [
         expect("ExpectTableRowCountToBeBetween", rule="ingestion_ran", severity=CRITICAL, min_value=1),

@@ -105,12 +105,12 @@ EXTRA_RULES: dict[str, Callable[[SuiteContext], list]] = {
 
 
 def staging_suite(entity: Entity, context: SuiteContext) -> SuiteSpec:
-    """The suite of `stg_<entity>` for the rows ingested on `context.as_of`."""
+    """The suite of `stg_<entity>` for the rows belonging to `context.as_of` (see `day_batch_query`)."""
     extra = EXTRA_RULES.get(entity.name, lambda _: [])(context)
     return SuiteSpec(
         name=entity.name,
-        description=f"{entity.table_name}, rows ingested on {context.as_of}: {entity.description}",
-        query=day_batch_query(entity, context.day),
+        description=f"{entity.table_name}, rows of {context.as_of}: {entity.description}",
+        query=day_batch_query(entity, context.day, context.next_day),
         key_columns=tuple(entity.key),
         expectations=contract_expectations(entity, context) + extra,
     )

@@ -10,15 +10,21 @@ from prefect.states import Failed
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
 from crm.core.errors import Finding
-from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
-from tasks.ingest import find_landing_files, load_landing_files_task, publish_ingest_report, pull_source_table_task
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
+from tasks.ingest import (
+    FilesRejected,
+    find_landing_files,
+    load_landing_files_task,
+    publish_ingest_report,
+    pull_source_table_task,
+)
 
 
 class IngestionFailed(Finding):
     """Landing files were rejected or misplaced; everything else loaded, and the report names them."""
 
 
-@flow(name="ingest", flow_run_name="ingest {as_of}", description=__doc__)
+@flow(name="ingest", flow_run_name=run_name("ingest"), description=__doc__)
 def ingest(as_of: date | None = None, force: bool = False):
     """Ingest one business day: source tables in reference order, then landing files, then the report.
 
@@ -42,7 +48,14 @@ def ingest(as_of: date | None = None, force: bool = False):
     counts.extend(found["misplaced"])
     for done, entity in enumerate(LANDING_ENTITIES, start=len(SOURCE_ENTITIES) + 1):
         if entity.name in found["files"]:
-            counts.extend(load_landing_files_task(entity.name, as_of))
+            # A rejected file fails its task (red where the fault is); its rows still go in the report.
+            loaded = load_landing_files_task(entity.name, as_of, return_state=True)
+            rows = loaded.result(raise_on_failure=False)
+            if isinstance(rows, FilesRejected):
+                rows = rows.rows
+            elif isinstance(rows, BaseException):
+                raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
+            counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:

@@ -8,11 +8,11 @@ from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from crm.reconcile import entities_to_diff, load_reconciliation_config
-from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of
+from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
 from tasks.reconcile import compare_figures, diff_ids, publish_reconciliation_report, record_reconciliation_task
 
 
-@flow(name="reconcile", flow_run_name="reconcile {as_of}", description=__doc__)
+@flow(name="reconcile", flow_run_name=run_name("reconcile"), description=__doc__)
 def reconcile(as_of: date | None = None) -> dict:
     """Reconcile one business day: figures on both sides, id diffs where they diverge, verdict, artifacts.
 

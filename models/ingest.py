@@ -14,6 +14,7 @@ for _entity in ENTITIES.values():
         _entity.table_name,
         metadata,
         *entity_columns(_entity, enforce_required=True),
+        # For a landing row, the date of its file (equal to the load's day on every in-order night).
         Column("ingested_on", Date, nullable=False, comment="Business day of the load that wrote the row."),
     )
     for _column in _entity.references:
@@ -63,6 +64,12 @@ quarantined_rows = Table(
     metadata,
     Column("quarantine_id", AutoId, primary_key=True, autoincrement=True),
     Column("as_of", Date, nullable=False),
+    Column(
+        "business_date",
+        Date,
+        nullable=False,
+        comment="The day the row belongs to: its file's date, or its source change's day.",
+    ),
     Column("source", String(512), nullable=False, comment="file:<key> or db:<table>"),
     Column("entity", String(64), nullable=False),
     Column("row_number", BigInteger, comment="1-based data row in the file; null for database rows."),
@@ -72,12 +79,28 @@ quarantined_rows = Table(
     Column("record", Text, nullable=False, comment="The rejected row as JSON, as it arrived."),
 )
 Index(None, quarantined_rows.c.as_of, quarantined_rows.c.source)
+Index(None, quarantined_rows.c.business_date, quarantined_rows.c.source)
 
 ingest_batches = Table(
     "ingest_batches",
     metadata,
     Column("as_of", Date, primary_key=True),
     Column("source", String(512), primary_key=True),
+    Column("entity", String(64), nullable=False),
+    Column("rows_read", BigInteger, nullable=False),
+    Column("rows_loaded", BigInteger, nullable=False),
+    Column("rows_quarantined", BigInteger, nullable=False),
+    Column("rows_duplicate", BigInteger, nullable=False),
+)
+
+# What each source brought for each business day (the day the data belongs to), whichever run
+# loaded it: a day's freshness, volume and quarantine share are judged on this, so a backfill
+# of a past day (or a re-run after later days) sees what that day's own night saw.
+ingest_coverage = Table(
+    "ingest_coverage",
+    metadata,
+    Column("business_date", Date, primary_key=True, comment="A landing file's date, or the day of a source change."),
+    Column("source", String(512), primary_key=True, comment="file:<key> or db:<table>"),
     Column("entity", String(64), nullable=False),
     Column("rows_read", BigInteger, nullable=False),
     Column("rows_loaded", BigInteger, nullable=False),

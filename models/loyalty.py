@@ -6,7 +6,6 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Column, Date, Index, Integer, String, Table
 
 from models.base import metadata
-from models.ingest import history, staging
 
 loyalty_tiers = Table(
     "loyalty_tiers",
@@ -107,9 +106,3 @@ loyalty_runs = Table(
     Column("members_touched", BigInteger, nullable=False),
     Column("tier_changes", BigInteger, nullable=False),
 )
-
-# The nightly reads only the rows ingested since the last run: an index on the load day of the
-# entities it posts from, so a night's work follows the night's rows, not the whole history.
-Index(None, history["orders"].c.ingested_on)
-Index(None, history["customers"].c.ingested_on)
-Index(None, staging["payments"].c.ingested_on)

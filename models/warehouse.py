@@ -7,7 +7,7 @@ Schema changes go through Alembic (`infra/migrations`); this metadata is what
 
 from __future__ import annotations
 
-from models import churn, gate, ingest, loyalty, quality, reconcile, sending  # noqa: F401 - registers their tables
+from models import campaigns, churn, gate, ingest, loyalty, quality, reconcile, segments, sending  # noqa: F401 - registers their tables
 from models.base import metadata
 
 __all__ = ["metadata"]

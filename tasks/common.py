@@ -24,6 +24,22 @@ def resolve_as_of(as_of: date | None) -> date:
     return business_day_before(flow_run.scheduled_start_time, get_settings().business_timezone)
 
 
+def run_name(job: str):
+    """A `flow_run_name` callable: `<job> <business day>`, also for a scheduled run without `as_of`
+    (the day before its scheduled start), so the run list shows which day each run works on."""
+
+    def name() -> str:
+        as_of = flow_run.parameters.get("as_of")
+        if as_of is None and flow_run.scheduled_start_time is not None:
+            try:
+                as_of = business_day_before(flow_run.scheduled_start_time, get_settings().business_timezone)
+            except Exception:  # a bad setting fails the run's first task with one line, not its name
+                as_of = "scheduled"
+        return f"{job} {as_of}"
+
+    return name
+
+
 def retry_transient(task, task_run, state) -> bool:
     """Prefect `retry_condition_fn`: retry IO failures, never bad input, unreachable servers found up front, or findings."""
     exc = state.data if isinstance(state.data, BaseException) else None

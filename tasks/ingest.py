@@ -7,14 +7,17 @@ from datetime import date
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.states import Completed, Failed, State
 
 from crm.core.contracts import ENTITIES
+from crm.core.errors import Finding
 from crm.core.settings import get_settings, source_engine, warehouse_engine
 from crm.core.storage import open_store
 from crm.ingest import (
     COUNT_COLUMNS,
     FINDING_STATUSES,
     SourceStatus,
+    counts_table,
     ingest_summary_markdown,
     ingest_totals,
     known_source_ids,
@@ -26,7 +29,44 @@ from crm.ingest import (
     quarantine_summary,
     record_misplaced_files,
 )
+from crm.quality import load_quality_config
 from tasks.common import retry_transient
+
+
+class FilesRejected(Finding):
+    """A loading task rejected landing files: a finding (never retried); `rows` are every file's counts."""
+
+    def __init__(self, message: str, rows: list[dict]) -> None:
+        super().__init__(message)
+        self.rows = rows
+
+
+def loading_state(rows: list[dict], what: str, data: object = None) -> State | object:
+    """The state a loading task ends in: `Failed` when it rejected a file (red where the fault is), a
+    `Quarantined` completion when a source's quarantine share is above the warning share, else its rows.
+
+    `data` (default: the rows) is the data of a completion; a failure carries `FilesRejected` with the rows
+    (a finding, so `retry_transient` never retries it), so the flow still reports every source.
+    """
+    data = rows if data is None else data
+    logger = get_run_logger()
+    rejected = [r for r in rows if r["status"] in FINDING_STATUSES]
+    share = load_quality_config().ingestion.quarantine_share_warning
+    heavy = [r for r in rows if r["rows_read"] and r["rows_quarantined"] / r["rows_read"] > share]
+    quarantined = "; ".join(
+        f"{r['source']}: {r['rows_quarantined']:,} of {r['rows_read']:,} rows quarantined "
+        f"({r['rows_quarantined'] / r['rows_read']:.2%})"
+        for r in heavy
+    )
+    if rejected:
+        names = ", ".join(r["source"].removeprefix("file:") for r in rejected)
+        message = f"{what}: {len(rejected)} file(s) rejected: {names}" + (f"; {quarantined}" if heavy else "")
+        return Failed(message=message[:1000], data=FilesRejected(message, rows))
+    if heavy:
+        message = f"{what}: quarantine above the warning share {share:.2%}: {quarantined}"
+        logger.warning("%s", message)
+        return Completed(name="Quarantined", message=message[:1000], data=data)
+    return data
 
 
 @task(
@@ -49,15 +89,22 @@ def pull_source_table_task(entity_name: str, as_of: date) -> dict:
         chunk_rows=settings.source_chunk_rows,
         on_chunk=lambda n, rows: logger.info("%s: chunk %d committed, %d rows so far", entity_name, n, rows),
     )
-    logger.info(
-        "%s: read %d, loaded %d, quarantined %d, duplicate %d",
+    (logger.warning if counts.rows_quarantined else logger.info)(
+        "%s: read %s, loaded %s, quarantined %s, duplicate %s",
         entity_name,
-        counts.rows_read,
-        counts.rows_loaded,
-        counts.rows_quarantined,
-        counts.rows_duplicate,
+        f"{counts.rows_read:,}",
+        f"{counts.rows_loaded:,}",
+        f"{counts.rows_quarantined:,}",
+        f"{counts.rows_duplicate:,}",
     )
-    return counts.as_row()
+    if counts.rows_without_watermark:
+        logger.warning(
+            "%s: %d source rows have no %s and are never pulled; stamp them in the back end",
+            entity_name,
+            counts.rows_without_watermark,
+            ENTITIES[entity_name].updated_column,
+        )
+    return loading_state([counts.as_row()], f"pull {entity_name}", data=counts.as_row())
 
 
 @task(
@@ -122,17 +169,17 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
         elif counts.status == SourceStatus.ALREADY_REJECTED:
             logger.info("%s: rejected by an earlier run, not read again (crm landing retry)", landing_file.key)
         elif counts.status != SourceStatus.ALREADY_LOADED:
-            logger.info(
-                "%s: %s, read %d, loaded %d, quarantined %d, duplicate %d",
+            (logger.warning if counts.rows_quarantined else logger.info)(
+                "%s: %s, read %s, loaded %s, quarantined %s, duplicate %s",
                 landing_file.key,
                 counts.status,
-                counts.rows_read,
-                counts.rows_loaded,
-                counts.rows_quarantined,
-                counts.rows_duplicate,
+                f"{counts.rows_read:,}",
+                f"{counts.rows_loaded:,}",
+                f"{counts.rows_quarantined:,}",
+                f"{counts.rows_duplicate:,}",
             )
         out.append(counts.as_row())
-    return out
+    return loading_state(out, f"load {entity_name} landing files")
 
 
 @task(name="publish-ingest-report", task_run_name="publish ingest report {as_of}")
@@ -145,8 +192,8 @@ def publish_ingest_report(as_of: date, counts: list[dict]) -> dict:
     shown = table[table["status"] != SourceStatus.ALREADY_LOADED]
     create_table_artifact(
         key="ingest-counts",
-        table=shown.fillna("").to_dict("records"),
-        description=f"Ingestion {as_of}: rows read, loaded, quarantined and duplicate per source.",
+        table=counts_table(shown),
+        description=f"Ingestion {as_of}: rows read, loaded, quarantined and duplicate per source (rejected first).",
     )
     with warehouse_engine().connect() as conn:
         reasons = quarantine_summary(conn, as_of)

@@ -97,11 +97,11 @@ def publish_quality_report(as_of: date, rows: list[dict], verdict: dict, data_do
     """One table artifact per suite and a markdown summary of the day's quality."""
     for suite in dict.fromkeys(r["suite"] for r in rows):
         table = suite_table(rows, suite)
-        failed = sum(1 for r in table if not r["passed"])
+        failed = sum(1 for r in table if r["outcome"] == "FAILED")
         create_table_artifact(
             key=artifact_key(suite),
             table=table,
-            description=f"Quality {as_of}, suite {suite}: {len(table)} expectations, {failed} failed (examples masked).",
+            description=f"Quality {as_of}, suite {suite}: {len(table):,} expectations, {failed:,} failed (examples masked).",
         )
     create_markdown_artifact(
         key="quality-summary",

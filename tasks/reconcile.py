@@ -17,6 +17,7 @@ from crm.reconcile import (
     MISMATCH_KINDS,
     ReconciliationConfig,
     diff_entity_ids,
+    figures_table,
     read_divergence_history,
     read_entity_figures,
     record_reconciliation,
@@ -110,11 +111,9 @@ def publish_reconciliation_report(
     as_of: date, config: ReconciliationConfig, figures: pd.DataFrame, diffs: dict[str, dict], verdict: dict
 ) -> None:
     """Publish the figures table, the summary with mismatch examples and the divergence trend as artifacts."""
-    table = figures[FIGURE_COLUMNS].drop(columns="threshold").copy()
-    table["divergence"] = table["divergence"].round(6)
     create_table_artifact(
         key="reconciliation-figures",
-        table=table.to_dict("records"),
+        table=figures_table(figures),
         description=f"Reconciliation {as_of}: every figure, source vs warehouse (threshold {config.threshold:.2%}).",
     )
     counts = {entity: d["counts"] for entity, d in diffs.items()}

@@ -54,3 +54,57 @@ def read_send_gate(conn: Connection, as_of: date) -> SendGate:
         elif not row.fit_for_sending:
             reasons.append(f"{check}: {row.summary}")
     return SendGate(as_of=as_of, is_open=not reasons, reasons=reasons)
+
+
+def gate_headline(gate: SendGate) -> str:
+    """One line that says whether the day may send, and why not: `send gate CLOSED for D: reasons`."""
+    if gate.is_open:
+        return f"send gate OPEN for {gate.as_of}: every check passed"
+    return f"send gate CLOSED for {gate.as_of}: " + "; ".join(gate.reasons)
+
+
+def send_gate_markdown(gate: SendGate, runs: list[dict]) -> str:
+    """The night's card: OPEN or CLOSED, the reasons once, and where to look (each job's run and key artifacts).
+
+    `runs`: dicts with `job`, `state` and `run` (a markdown link or a run id), and `artifacts`
+    (markdown links or keys). Nothing here repeats the checks' summaries beyond the reasons.
+    """
+    from crm.core.markdown import markdown_table
+
+    lines = [f"# Send gate {gate.as_of}: {'OPEN' if gate.is_open else 'CLOSED'}", ""]
+    if gate.is_open:
+        lines.append("Every check passed: the day's data may drive sends.")
+    else:
+        lines += ["The day's data must not drive sends:", ""]
+        lines += [f"- {reason}" for reason in gate.reasons]
+    if runs:
+        lines += ["", "## Where to look", ""]
+        lines += markdown_table(
+            [{**r, "artifacts": ", ".join(r.get("artifacts", []))} for r in runs], ["job", "state", "run", "artifacts"]
+        )
+    return "\n".join(lines)
+
+
+# Run states that say a day's send gate is closed (the checks' own state names).
+CLOSED_STATES = ("GateClosed", "Diverged", "FilesRejected")
+GATE_JOBS = ("nightly", "quality", "reconcile")
+
+
+def gate_of(job: str, state: str) -> str:
+    """OPEN, CLOSED, or blank (the job does not decide the gate, or the run did not finish)."""
+    if state in CLOSED_STATES:
+        return "CLOSED"
+    return "OPEN" if job in GATE_JOBS and state == "Completed" else ""
+
+
+def backfill_headline(job: str, planned: int, outcomes: list[dict]) -> str:
+    """`3 of 3 days, 3 gates closed`: days done of those planned, and the gates' count."""
+    done = sum(1 for o in outcomes if o["state"] == "Completed" or o["state"] in CLOSED_STATES)
+    text = f"{done} of {planned} days"
+    if job in GATE_JOBS or any(o["state"] in CLOSED_STATES for o in outcomes):
+        closed = sum(1 for o in outcomes if gate_of(job, o["state"]) == "CLOSED")
+        opened = sum(1 for o in outcomes if gate_of(job, o["state"]) == "OPEN")
+        text += f", {closed} gate{'s' if closed != 1 else ''} closed"
+        if opened:
+            text += f", {opened} open"
+    return text

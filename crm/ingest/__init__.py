@@ -21,7 +21,7 @@ from crm.ingest.io import (
 )
 from crm.ingest.landing import LandingFile, MisplacedFile, classify_landing_key, landing_file_key, list_landing_files
 from crm.ingest.parsing import MalformedFileError, ParsedFile, file_checksum, parse_landing_file
-from crm.ingest.reports import ingest_summary_markdown, ingest_totals
+from crm.ingest.reports import counts_table, ingest_summary_markdown, ingest_totals
 from crm.ingest.validation import MissingColumnsError, ValidationResult, validate_frame
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ValidationResult",
     "check_business_day",
     "classify_landing_key",
+    "counts_table",
     "day_guard_refusal",
     "file_checksum",
     "ingest_summary_markdown",

@@ -39,6 +39,7 @@ COUNT_COLUMNS = [
     "rows_loaded",
     "rows_quarantined",
     "rows_duplicate",
+    "rows_without_watermark",
     "error",
 ]
 
@@ -54,6 +55,8 @@ class SourceCounts:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     rows_duplicate: int = 0
+    # Source rows with no updated_at (or changed_at): invisible to the watermark, reported every run.
+    rows_without_watermark: int = 0
     error: str | None = None
 
     def as_row(self) -> dict:

@@ -25,6 +25,7 @@ from crm.core.errors import OperatorError, one_line
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
+from crm.ingest.coverage import coverage_rows, rejected_business_dates, row_business_dates
 from crm.ingest.dayguard import day_guard_refusal
 from crm.ingest.history import record_versions
 from crm.ingest.landing import MAX_KEY_CHARS, LandingFile, MisplacedFile
@@ -36,7 +37,7 @@ from crm.ingest.validation import (
     validate_frame,
 )
 from models import source as source_model
-from models.ingest import ingest_batches, ingest_watermarks, landing_files, quarantined_rows, staging
+from models.ingest import ingest_batches, ingest_coverage, ingest_watermarks, landing_files, quarantined_rows, staging
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +62,35 @@ def _record_batch(
     *,
     source: str,
     as_of: date,
+    business_date: date | None = None,
+    coverage: bool = True,
 ) -> tuple[int, int]:
-    """Write valid rows, quarantine and counts of one batch; return (loaded, duplicates)."""
-    frame = result.valid.assign(ingested_on=pd.Timestamp(as_of))
+    """Write valid rows, quarantine, counts and business-date coverage of one batch; return (loaded, duplicates).
+
+    `business_date` is a landing file's date (its rows are stamped with it); without it, each
+    source row belongs to the day of its change. `coverage=False` for parents pulled ahead: their
+    change is counted on its own day, when the normal pull reads it.
+    """
+    frame = result.valid.assign(ingested_on=pd.Timestamp(business_date or as_of))
     loaded = write_frame(conn, staging[entity.name], frame, on_conflict="ignore" if entity.immutable else "update")
     record_versions(conn, entity, result.valid, as_of)  # same transaction: history never lags the upsert
     duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
+    if business_date is not None:
+        valid_days = pd.Series([business_date] * len(result.valid), dtype=object)
+        rejected_days = pd.Series([business_date] * len(result.rejected), dtype=object)
+    else:
+        day_column = entity.updated_column or entity.event_time_column
+        valid_days = row_business_dates(result.valid[day_column], as_of) if day_column else None
+        rejected_days = rejected_business_dates(result.rejected["record"], day_column, as_of)
+        if valid_days is None:
+            valid_days = pd.Series([as_of] * len(result.valid), dtype=object)
     if len(result.rejected):
-        rejected = result.rejected.assign(as_of=pd.Timestamp(as_of), source=source, entity=entity.name)
+        rejected = result.rejected.assign(
+            as_of=pd.Timestamp(as_of),
+            business_date=pd.to_datetime(pd.Series(list(rejected_days), index=result.rejected.index, dtype=object)),
+            source=source,
+            entity=entity.name,
+        )
         rejected["row_number"] = rejected["row_number"].astype("Int64")
         rejected["record_key"] = fit_text(rejected["record_key"], quarantined_rows.c.record_key.type.length)
         for column in ("reason", "record"):
@@ -90,6 +112,18 @@ def _record_batch(
         ],
         increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"),
     )
+    if coverage:
+        rows = coverage_rows(
+            source=source,
+            entity=entity,
+            valid_dates=valid_days,
+            rejected_dates=rejected_days,
+            loaded=loaded if entity.immutable else len(result.valid),
+            duplicates=result.duplicates,
+        )
+        upsert(
+            conn, ingest_coverage, rows, increment=("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate")
+        )
     return loaded, duplicates
 
 
@@ -147,6 +181,8 @@ def pull_source_table(
         with source.connect() as src:
             return pd.read_sql(stmt, src)
 
+    with source.connect() as src:
+        counts.rows_without_watermark = int(src.execute(queries.without_watermark(table, entity)).scalar_one())
     after = (mark[0], *mark[1]) if mark else None
     pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
     for chunk_number, chunk in enumerate(pages, start=1):
@@ -217,7 +253,7 @@ def pull_ahead_parents(
                 pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1)
             # Its event happened by the day; only its latest change lies after it.
             result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
-            loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of)
+            loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of, coverage=False)
             total += loaded
             in_warehouse[parent_name] = in_warehouse[parent_name].union(
                 pd.Index(result.valid[parent.key[0]].astype(np.int64))
@@ -317,7 +353,7 @@ def load_landing_file(
         result = validate_frame(
             parsed.frame,
             entity,
-            as_of=as_of,
+            as_of=landing_file.business_date,  # a file's rows are judged on its day, whichever run reads it
             known_ids=known_ids,
             row_numbers=parsed.row_numbers,
             origin="csv" if entity.file_format == "csv" else "json",
@@ -339,7 +375,9 @@ def load_landing_file(
         with warehouse.begin() as conn:
             if source_db is not None and in_warehouse is not None:
                 pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
-            loaded, duplicates = _record_batch(conn, entity, result, source=source, as_of=as_of)
+            loaded, duplicates = _record_batch(
+                conn, entity, result, source=source, as_of=as_of, business_date=landing_file.business_date
+            )
             upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.LOADED, "error": None}])
     except Exception as exc:
         if not _is_data_error(exc):
@@ -404,7 +442,7 @@ def record_misplaced_files(
             "file_key": key,
             "checksum": checksum,
             "entity": entity,
-            "business_date": as_of,
+            "business_date": item.day or as_of,
             "size_bytes": item.size_bytes,
             "status": FileStatus.MISPLACED,
             "error": error,
@@ -483,8 +521,8 @@ def check_business_day(
     return refusal
 
 
-def quarantine_summary(conn: Connection, as_of: date) -> pd.DataFrame:
-    """Quarantined rows of a business day by source and rule, with one example reason each."""
-    return pd.DataFrame(
-        conn.execute(queries.quarantine_by_rule(as_of)).all(), columns=["source", "rule", "rows", "example"]
-    )
+def quarantine_summary(conn: Connection, as_of: date, *, by_business_date: bool = False) -> pd.DataFrame:
+    """Quarantined rows by source and rule, with one example reason each: those the run of `as_of` loaded,
+    or (`by_business_date`) those belonging to `as_of` whichever run loaded them."""
+    stmt = queries.quarantine_by_rule(as_of, by_business_date=by_business_date)
+    return pd.DataFrame(conn.execute(stmt).all(), columns=["source", "rule", "rows", "example"])

@@ -43,6 +43,7 @@ class MisplacedFile:
     key: str
     size_bytes: int
     reason: str
+    day: date | None = None  # the date its name carries, if any: the business day it belongs to
 
     @property
     def folder(self) -> str:
@@ -76,24 +77,24 @@ def classify_landing_key(key: str, size: int, until: date) -> LandingFile | Misp
     known = ", ".join(_ENTITIES)
     parts = key.split("/")
     if len(key) > MAX_KEY_CHARS:
-        return MisplacedFile(key, size, f"the path is longer than {MAX_KEY_CHARS} characters")
+        return MisplacedFile(key, size, f"the path is longer than {MAX_KEY_CHARS} characters", day)
     if len(parts) == 1:
-        return MisplacedFile(key, size, f"a file at the landing root: files go in their entity's folder ({known})")
+        return MisplacedFile(key, size, f"a file at the landing root: files go in their entity's folder ({known})", day)
     entity = _ENTITIES.get(parts[0])
     if entity is None:
-        return MisplacedFile(key, size, f"unknown entity folder {parts[0][:64]!r} (known: {known})")
+        return MisplacedFile(key, size, f"unknown entity folder {parts[0][:64]!r} (known: {known})", day)
     if len(parts) > 2:
-        return MisplacedFile(key, size, f"in a nested folder: files go directly in {entity.name}/")
+        return MisplacedFile(key, size, f"in a nested folder: files go directly in {entity.name}/", day)
     pattern = f"{entity.name}/<stem>_<YYYY-MM-DD>.{entity.file_format}[.gz]"
     match = _FILE_NAME.match(name)
     if not match:
-        return MisplacedFile(key, size, f"the name breaks the landing-file contract {pattern}")
+        return MisplacedFile(key, size, f"the name breaks the landing-file contract {pattern}", day)
     if match["ext"] != entity.file_format:
-        return MisplacedFile(key, size, f"{entity.name} files are .{entity.file_format}, not .{match['ext']}")
+        return MisplacedFile(key, size, f"{entity.name} files are .{entity.file_format}, not .{match['ext']}", day)
     try:
         business_date = date.fromisoformat(match["day"])
     except ValueError:
-        return MisplacedFile(key, size, f"{match['day']} is not a date ({pattern})")
+        return MisplacedFile(key, size, f"{match['day']} is not a date ({pattern})", day)
     return LandingFile(key=key, entity=entity, business_date=business_date, size_bytes=size)
 
 

@@ -23,6 +23,11 @@ def changed_up_to(table: Table, entity: Entity, as_of: date) -> Select:
     return select(table).where(table.c[entity.updated_column] < end_of(as_of))
 
 
+def without_watermark(table: Table, entity: Entity) -> Select:
+    """How many source rows have no value in the updated column: a watermark pull never sees them."""
+    return select(func.count()).select_from(table).where(table.c[entity.updated_column].is_(None))
+
+
 def entity_ids(entity_name: str) -> Select:
     """Every key of an entity's `stg_` table (single-column keys)."""
     return select(staging[entity_name].c[ENTITIES[entity_name].key[0]])
@@ -59,12 +64,14 @@ def last_ingested_day() -> Select:
     )
 
 
-def quarantine_by_rule(as_of: date) -> Select:
-    """Quarantined rows of a business day by source and rule, with one example reason each."""
+def quarantine_by_rule(as_of: date, *, by_business_date: bool = False) -> Select:
+    """Quarantined rows by source and rule, with one example reason each: of a run's day (`as_of`), or of
+    the rows belonging to that day (`by_business_date`), whichever run loaded them."""
     q = quarantined_rows
+    day = q.c.business_date if by_business_date else q.c.as_of
     return (
         select(q.c.source, q.c.rule, func.count().label("rows"), func.min(q.c.reason).label("example"))
-        .where(q.c.as_of == as_of)
+        .where(day == as_of)
         .group_by(q.c.source, q.c.rule)
         .order_by(q.c.source, q.c.rule)
     )

@@ -35,6 +35,14 @@ def ingest_summary_markdown(as_of: date, table: pd.DataFrame, reasons: pd.DataFr
         f"misplaced: {int((files['status'] == SourceStatus.MISPLACED).sum())}, "
         f"rejected by an earlier run (not read again): {int((files['status'] == SourceStatus.ALREADY_REJECTED).sum())}",
     ]
+    if "rows_without_watermark" in table and table["rows_without_watermark"].fillna(0).sum():
+        unseen = table[table["rows_without_watermark"].fillna(0) > 0]
+        lines += ["", "## Source rows the watermark cannot see", ""]
+        lines += [
+            f"- {r['entity']}: **{int(r['rows_without_watermark']):,}** rows with no updated time are never pulled; "
+            "stamp them with the time of the fix in the back end (the next run loads them)"
+            for r in unseen.to_dict("records")
+        ]
     if len(failed):
         lines += ["", "## Rejected and misplaced files", ""]
         lines += [f"- {mask_contacts(str(e))}" for e in failed["error"]]
@@ -47,3 +55,36 @@ def ingest_summary_markdown(as_of: date, table: pd.DataFrame, reasons: pd.DataFr
         lines += ["", "## Quarantined rows by rule", ""]
         lines += markdown_table(shown, ["source", "rule", num("rows"), "example"])
     return "\n".join(lines)
+
+
+def counts_table(table: pd.DataFrame) -> list[dict]:
+    """The run's counts as a Prefect table artifact that fits 1600 px: rejected and quarantining sources
+    first, the outcome and the reason next to the source, counts with thousands separators."""
+    if table.empty:
+        return []
+    shown = table.assign(
+        _order=(~table["status"].isin(FINDING_STATUSES)).astype(int) * 2 + (table["rows_quarantined"] == 0).astype(int)
+    ).sort_values(["_order", "source"], kind="stable")
+    rows = []
+    for r in shown.to_dict("records"):
+        source = str(r["source"])
+        error = "" if r["error"] is None or r["error"] != r["error"] else str(r["error"])
+        error = error.removeprefix(source.removeprefix("file:") + ": ")  # the source column names the file
+        rows.append(
+            {
+                "source": shorten(source, 70),
+                "status": str(r["status"]),
+                "reason": shorten(mask_contacts(error), 90),
+                "read": f"{int(r['rows_read']):,}",
+                "loaded": f"{int(r['rows_loaded']):,}",
+                "quarantined": f"{int(r['rows_quarantined']):,}",
+                "duplicate": f"{int(r['rows_duplicate']):,}",
+            }
+        )
+    return rows
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Select, Table, and_, extract, func, or_, select
 
+import models.warehouse  # noqa: F401 - registers every index on ingestion's tables (segments' `ingested_on` ones)
 from crm.core.contracts import LoanStatus
 from crm.ingest import rows_as_of
 from models.loyalty import loyalty_allocations, loyalty_ledger, loyalty_qualifying, loyalty_runs, loyalty_tiers

@@ -18,6 +18,7 @@ from crm.core.db import read_frame, write_frame
 from crm.core.storage import open_store
 from crm.ingest import quarantine_summary
 from crm.quality import queries
+from crm.quality.datadocs import make_offline
 from crm.quality.health import HealthInputs
 from crm.quality.results import RESULT_COLUMNS, mask_result, result_rows, suite_error_row
 from crm.quality.suites import SuiteSpec
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def read_volume_history(conn: Connection, as_of: date, days: int) -> pd.DataFrame:
-    """Rows loaded per entity per day over the `days` ingested days before `as_of` (from ingest_batches)."""
+    """Rows loaded per entity per business day over the `days` days before `as_of` (from ingest_coverage)."""
     return read_frame(conn, queries.volume_history(as_of, days))
 
 
@@ -93,6 +94,9 @@ def validate_suites(
         if docs_dir is not None:
             _mask_stored_results(context)
             context.build_data_docs()
+            left = make_offline(docs_dir)
+            if left:  # a GX upgrade brought a CDN address we do not ship: the page needs internet for it
+                log.warning("Data Docs still load %d assets from the internet: %s", len(left), ", ".join(left))
     finally:
         engine = getattr(datasource, "_engine", None)
         if engine is not None:
@@ -172,4 +176,9 @@ def read_health_inputs(conn: Connection, as_of: date, history_days: int) -> Heal
     batches = read_frame(conn, queries.day_batches(as_of))
     failed = read_frame(conn, queries.failed_files(as_of))
     recent = read_frame(conn, queries.recent_deliveries(as_of, history_days))
-    return HealthInputs(batches=batches, failed_files=failed, reasons=quarantine_summary(conn, as_of), recent=recent)
+    return HealthInputs(
+        batches=batches,
+        failed_files=failed,
+        reasons=quarantine_summary(conn, as_of, by_business_date=True),
+        recent=recent,
+    )

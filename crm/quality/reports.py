@@ -17,21 +17,45 @@ def _examples(row: dict) -> str:
     return "; ".join(json.loads(row["unexpected_examples"] or "[]"))
 
 
+def readable_check(expectation: str) -> str:
+    """What an expectation checks, in words: `expect_column_values_to_be_between(column=x, ...)` ->
+    `column values to be between`."""
+    name = expectation.split("(", 1)[0]
+    return name.removeprefix("expect_").replace("_", " ")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters with an ellipsis (artifact cells stay readable at 1600 px)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+EXAMPLES_SHOWN = 3
+
+
 def suite_table(rows: list[dict], suite: str) -> list[dict]:
-    """The rows of one suite as a Prefect table artifact (failures first)."""
+    """The rows of one suite as a Prefect table artifact: failures first, the outcome and rule first,
+    counts with thousands separators, a few short examples (all of them in `quality_results`)."""
     mine = [r for r in rows if r["suite"] == suite]
-    mine.sort(key=lambda r: (r["success"], r["severity"] != Severity.CRITICAL, r["expectation"]))
-    return [
-        {
-            "expectation": r["expectation"],
-            "column": r["column_name"] or "",
-            "severity": r["severity"],
-            "passed": r["success"],
-            "unexpected": "" if r["unexpected_count"] is None else r["unexpected_count"],
-            "examples": _examples(r),
-        }
-        for r in mine
-    ]
+    mine.sort(key=lambda r: (r["success"], r["severity"] != Severity.CRITICAL, r["rule"], r["expectation"]))
+    out = []
+    for r in mine:
+        examples = json.loads(r["unexpected_examples"] or "[]")
+        shown = "; ".join(shorten(e, 60) for e in examples[:EXAMPLES_SHOWN])
+        if len(examples) > EXAMPLES_SHOWN:
+            shown += f" (+{len(examples) - EXAMPLES_SHOWN} more)"
+        out.append(
+            {
+                "outcome": "passed" if r["success"] else "FAILED",
+                "severity": r["severity"],
+                "rule": r["rule"],
+                "column": r["column_name"] or "",
+                "unexpected": "" if r["unexpected_count"] is None else f"{int(r['unexpected_count']):,}",
+                "examples": shown,
+                "check": readable_check(r["expectation"]),
+            }
+        )
+    return out
 
 
 def quality_markdown(rows: list[dict], verdict: QualityVerdict, as_of: date, docs_url: str | None) -> str:

@@ -28,7 +28,7 @@ from crm.reconcile.io import (
     record_reconciliation,
 )
 from crm.reconcile.queries import aggregate_statement, day_bounds
-from crm.reconcile.reports import summary_markdown, trend_markdown, trend_table, verdict_summary
+from crm.reconcile.reports import figures_table, summary_markdown, trend_markdown, trend_table, verdict_summary
 
 __all__ = [
     "FIGURE_COLUMNS",
@@ -50,6 +50,7 @@ __all__ = [
     "divergence",
     "entities_to_diff",
     "entity_metrics",
+    "figures_table",
     "label",
     "load_reconciliation_config",
     "mark_quarantined",

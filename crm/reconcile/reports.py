@@ -149,3 +149,23 @@ def summary_markdown(
             "Ids are stored in `reconciliation_mismatches` (record_id is the key as JSON, like `quarantined_rows.record_key`).",
         ]
     return "\n".join(lines)
+
+
+def figures_table(figures: pd.DataFrame) -> list[dict]:
+    """Every figure as a Prefect table artifact: diverging first, the outcome and divergence next to the
+    metric, values with thousands separators and divergence as a percentage (like the summary)."""
+    if figures.empty:
+        return []
+    ordered = figures.sort_values(["passed", "entity", "scope", "metric"], kind="stable")
+    return [
+        {
+            "outcome": "ok" if r.passed else "DIVERGES",
+            "entity": r.entity,
+            "scope": r.scope,
+            "metric": r.metric,
+            "divergence": percent(float(r.divergence)),
+            "source": f"{int(r.source_value):,}",
+            "warehouse": f"{int(r.warehouse_value):,}",
+        }
+        for r in ordered.itertuples()
+    ]

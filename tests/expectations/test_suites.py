@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime
 
 import pytest
 
 from crm.quality import QualityConfig, validate_suites
+from crm.quality.datadocs import external_assets
 from expectations import SUITE_NAMES, SuiteContext, build_suites
 from tests.expectations.conftest import AS_OF, at, good_day
 
@@ -124,11 +126,11 @@ BAD_DAYS = {
     ],
     "orders": [
         (lambda w: _bad(w, "orders", [_row("orders", product_group="cars")]), "allowed_values", "critical"),
-        (lambda w: w.execute("ALTER TABLE stg_orders ADD COLUMN coupon TEXT"), "schema", "critical"),
+        (lambda w: w.execute("ALTER TABLE hist_orders ADD COLUMN coupon TEXT"), "schema", "critical"),
         (
             lambda w: (
-                w.execute("ALTER TABLE stg_orders DROP COLUMN amount_minor")
-                or w.execute("ALTER TABLE stg_orders ADD COLUMN amount_minor TEXT")
+                w.execute("ALTER TABLE hist_orders DROP COLUMN amount_minor")
+                or w.execute("ALTER TABLE hist_orders ADD COLUMN amount_minor TEXT")
             ),
             "type",
             "critical",
@@ -204,7 +206,7 @@ def _quarantine(warehouse, source: str, entity: str, rule: str, reason: str, n: 
 def test_quarantine_above_one_percent_is_critical_and_names_rules_and_reasons(good_warehouse):
     source = f"file:app_events/app_events_{AS_OF}.csv"
     good_warehouse.execute(
-        "UPDATE ingest_batches SET rows_read = 200, rows_quarantined = 5 WHERE source = :s", s=source
+        "UPDATE ingest_coverage SET rows_read = 200, rows_quarantined = 5 WHERE source = :s", s=source
     )
     _quarantine(
         good_warehouse, source, "app_events", "not_in_future", "occurred_at 2026-01-14 is after the business day", 3
@@ -221,7 +223,7 @@ def test_quarantine_above_one_percent_is_critical_and_names_rules_and_reasons(go
 
 def test_a_small_quarantine_share_is_only_a_warning(good_warehouse):
     good_warehouse.execute(
-        "UPDATE ingest_batches SET rows_read = 1000, rows_quarantined = 5 WHERE source = 'db:payments'"
+        "UPDATE ingest_coverage SET rows_read = 1000, rows_quarantined = 5 WHERE source = 'db:payments'"
     )
     _quarantine(good_warehouse, "db:payments", "payments", "non_negative", "amount_minor -5 is negative", 5)
     problems = failed(run(good_warehouse, "ingestion"))
@@ -273,7 +275,9 @@ def test_a_misplaced_landing_file_closes_the_gate_like_a_rejected_one(good_wareh
 
 
 def test_duplicates_above_the_threshold_are_a_warning(good_warehouse):
-    good_warehouse.execute("UPDATE ingest_batches SET rows_read = 100, rows_duplicate = 5 WHERE source = 'db:payments'")
+    good_warehouse.execute(
+        "UPDATE ingest_coverage SET rows_read = 100, rows_duplicate = 5 WHERE source = 'db:payments'"
+    )
     problems = failed(run(good_warehouse, "ingestion"))
     assert set(problems) == {"duplicate_share"} and problems["duplicate_share"]["severity"] == "warning"
 
@@ -287,7 +291,7 @@ def test_a_day_never_ingested_fails_the_ingestion_suite(warehouse):
 
 
 def test_a_suite_whose_table_is_gone_is_a_critical_finding_not_a_crash(good_warehouse):
-    good_warehouse.execute("DROP TABLE stg_orders")
+    good_warehouse.execute("DROP TABLE hist_orders")  # the day's versions of orders are checked there
     rows = run(good_warehouse, "orders", "payments")
     problems = {r["suite"]: r for r in rows if not r["success"]}
     assert set(problems) == {"orders"}
@@ -303,6 +307,20 @@ def test_examples_and_data_docs_never_show_a_raw_contact(good_warehouse, tmp_pat
     pages = [p.read_text() for p in docs.rglob("*.html")]
     assert (docs / "index.html").exists() and any("validations" in str(p) for p in docs.rglob("*.html"))
     assert not any("anna.smith@example.com" in page for page in pages)
+
+
+def test_data_docs_open_without_internet(good_warehouse, tmp_path):
+    docs = tmp_path / "docs"
+    run(good_warehouse, "app_events", docs_dir=docs)
+    pages = list(docs.rglob("*.html"))
+    assert len(pages) >= 2  # the index and at least one validation page
+    for page in pages:
+        html = page.read_text()
+        assert external_assets(html) == [], page
+        local = re.findall(r'<(?:script|link)\b[^>]*?(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert any("jquery.min.js" in src for src in local), page
+        for src in local:
+            assert (page.parent / src).resolve().is_file(), (page, src)
 
 
 def test_datetimes_in_examples_stay_legible(good_warehouse):

@@ -249,7 +249,9 @@ def test_the_markdown_and_tables_list_failures_first():
         _row("loans", "known_reference", "critical", False, 2, ["loan_id=1"]),
     ]
     table = suite_table(rows, "loans")
-    assert [r["passed"] for r in table] == [False, True] and table[0]["examples"] == "loan_id=1"
+    assert [r["outcome"] for r in table] == ["FAILED", "passed"] and table[0]["examples"] == "loan_id=1"
+    assert list(table[0])[:3] == ["outcome", "severity", "rule"]  # the reason first, readable at 1600 px
+    assert "(" not in table[0]["check"]  # words, not a call repr
     text = quality_markdown(rows, quality_verdict(rows, AS_OF), AS_OF, "s3://reports/data-docs/2026-01-12/index.html")
     assert "NOT fit for sending" in text and "known_reference" in text and "data-docs/2026-01-12" in text
 

@@ -260,3 +260,35 @@ def test_config_defaults_match_the_committed_file_and_typos_fail_loudly(tmp_path
     (tmp_path / "reconcile.yaml").write_text("entities:\n  app_events: {}\n")
     with pytest.raises(ConfigError, match="not a source-database entity"):
         load_config("reconcile", ReconciliationConfig)
+
+
+def test_the_figures_table_shows_percentages_and_separators_diverging_first():
+    from crm.reconcile import figures_table
+
+    figures = pd.DataFrame(
+        [
+            {
+                "entity": "loans",
+                "metric": "rows",
+                "scope": "day",
+                "source_value": 1540,
+                "warehouse_value": 1540,
+                "divergence": 0.0,
+                "threshold": 0.001,
+                "passed": True,
+            },
+            {
+                "entity": "loans",
+                "metric": "sum(principal_minor)",
+                "scope": "cumulative",
+                "source_value": 1_000_000,
+                "warehouse_value": 948_052,
+                "divergence": 0.051948,
+                "threshold": 0.001,
+                "passed": False,
+            },
+        ]
+    )
+    rows = figures_table(figures)
+    assert rows[0]["outcome"] == "DIVERGES" and rows[0]["divergence"] == "5.19%"
+    assert rows[0]["source"] == "1,000,000" and rows[1]["warehouse"] == "1,540"

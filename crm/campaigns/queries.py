@@ -1,0 +1,227 @@
+"""SQLAlchemy statements of campaign planning (built, not executed): audiences through the warehouse history,
+conversions, engagement, the budget window, entries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
+
+from crm.campaigns.states import Conversion
+from crm.core.dates import end_of, start_of
+from crm.ingest import rows_as_of
+from models.campaigns import campaign_entries, purged_customers
+from models.sending import outbox
+
+
+def _sub(entity: str, as_of: date, name: str):
+    return rows_as_of(entity, as_of).subquery(name)
+
+
+def customers_registered_on(as_of: date, day: date) -> Select:
+    """Customers (not technical) registered on `day`, as the warehouse stood at the end of `as_of`."""
+    c = _sub("customers", as_of, "c")
+    return select(c.c.customer_id).where(
+        c.c.registered_at >= start_of(day), c.c.registered_at < end_of(day), c.c.is_technical.is_(False)
+    )
+
+
+def customers_with_birthdays(as_of: date, dialect: str, month_days: Sequence[str]) -> Select:
+    """Customers (not technical) whose birth date's month and day ('MM-DD') is one of `month_days`, as of the day."""
+    c = _sub("customers", as_of, "c")
+    if dialect == "postgresql":
+        month_day = func.to_char(c.c.birth_date, "MM-DD")
+    else:
+        month_day = func.strftime("%m-%d", c.c.birth_date)
+    return select(c.c.customer_id, c.c.birth_date).where(
+        c.c.birth_date.is_not(None), c.c.is_technical.is_(False), month_day.in_(list(month_days))
+    )
+
+
+def technical_customers(as_of: date) -> Select:
+    """Internal accounts (never contacted)."""
+    c = _sub("customers", as_of, "c")
+    return select(c.c.customer_id).where(c.c.is_technical.is_(True))
+
+
+def applications_changed_to(as_of: date, status: str, day: date, *, still: bool) -> Select:
+    """Customers whose application turned `status` on `day`; with `still`, only if it still has it at the end of `as_of`."""
+    changes = _sub("application_status_changes", as_of, "s")
+    apps = _sub("loan_applications", as_of, "a")
+    stmt = (
+        select(apps.c.customer_id)
+        .join(changes, changes.c.application_id == apps.c.application_id)
+        .where(changes.c.status == status, changes.c.changed_at >= start_of(day), changes.c.changed_at < end_of(day))
+    )
+    if still:
+        stmt = stmt.where(apps.c.status == status)
+    return stmt.distinct()
+
+
+def first_loan_repaid_on(as_of: date, day: date) -> Select:
+    """Customers whose first repaid loan was closed on `day`."""
+    loans = _sub("loans", as_of, "l")
+    first = func.min(loans.c.closed_at)
+    return (
+        select(loans.c.customer_id)
+        .where(loans.c.status == "repaid", loans.c.closed_at.is_not(None))
+        .group_by(loans.c.customer_id)
+        .having(and_(first >= start_of(day), first < end_of(day)))
+    )
+
+
+def inactive_since_repayment(as_of: date, days: int) -> Select:
+    """Fallback lifecycle entry: the last loan was repaid exactly `days` days ago, no loan or application since."""
+    loans = _sub("loans", as_of, "l")
+    apps = _sub("loan_applications", as_of, "a")
+    day = as_of - timedelta(days=days)
+    last_closed = (
+        select(loans.c.customer_id, func.max(loans.c.closed_at).label("closed_at"))
+        .where(loans.c.status == "repaid")
+        .group_by(loans.c.customer_id)
+        .subquery("r")
+    )
+    later_loan = select(loans.c.customer_id).where(
+        or_(loans.c.status.in_(("active", "overdue")), loans.c.issued_at >= last_closed.c.closed_at),
+        loans.c.customer_id == last_closed.c.customer_id,
+    )
+    later_app = select(apps.c.customer_id).where(
+        apps.c.created_at >= last_closed.c.closed_at, apps.c.customer_id == last_closed.c.customer_id
+    )
+    return select(last_closed.c.customer_id).where(
+        last_closed.c.closed_at >= start_of(day),
+        last_closed.c.closed_at < end_of(day),
+        ~later_loan.exists(),
+        ~later_app.exists(),
+    )
+
+
+def rejected_applicants(as_of: date, last_before: date) -> Select:
+    """Customers whose every application was rejected, the last one created before `last_before`."""
+    apps = _sub("loan_applications", as_of, "a")
+    rejected = func.sum(case((apps.c.status == "rejected", 1), else_=0))
+    return (
+        select(apps.c.customer_id)
+        .group_by(apps.c.customer_id)
+        .having(rejected == func.count(), func.max(apps.c.created_at) < start_of(last_before))
+    )
+
+
+def contacts_as_of(as_of: date) -> Select:
+    """Contacts and consent at the end of the day."""
+    return rows_as_of("customer_contacts", as_of)
+
+
+def unsubscribes_as_of(as_of: date) -> Select:
+    """Providers' unsubscribe reports known by the end of the day."""
+    events = _sub("message_events", as_of, "e")
+    return select(events.c.customer_id, events.c.channel, events.c.occurred_at).where(
+        events.c.event_type == "unsubscribed"
+    )
+
+
+def conversions(as_of: date, kinds: Sequence[Conversion], since: date) -> Select:
+    """Conversion events known by the end of `as_of`, from `since`: customer_id, kind, at, revenue_minor."""
+    parts = []
+    if Conversion.APPLICATION in kinds:
+        a = _sub("loan_applications", as_of, "a")
+        parts.append(
+            select(
+                a.c.customer_id,
+                literal("application").label("kind"),
+                a.c.created_at.label("at"),
+                literal(0).label("revenue_minor"),
+            ).where(a.c.created_at >= start_of(since))
+        )
+    if Conversion.LOAN in kinds:
+        lo = _sub("loans", as_of, "l")
+        parts.append(
+            select(
+                lo.c.customer_id,
+                literal("loan").label("kind"),
+                lo.c.issued_at.label("at"),
+                literal(0).label("revenue_minor"),
+            ).where(lo.c.issued_at >= start_of(since))
+        )
+    if Conversion.ORDER in kinds:
+        o = _sub("orders", as_of, "o")
+        parts.append(
+            select(
+                o.c.customer_id,
+                literal("order").label("kind"),
+                o.c.ordered_at.label("at"),
+                o.c.amount_minor.label("revenue_minor"),
+            ).where(o.c.ordered_at >= start_of(since), o.c.status == "completed")
+        )
+    return union_all(*parts) if len(parts) > 1 else parts[0]
+
+
+def interest_paid(as_of: date, since: date) -> Select:
+    """Interest payments (revenue of a lender) known by the end of `as_of`, from `since`."""
+    p = _sub("payments", as_of, "p")
+    return select(p.c.customer_id, p.c.paid_at.label("at"), p.c.amount_minor.label("revenue_minor")).where(
+        p.c.payment_type == "interest", p.c.paid_at >= start_of(since)
+    )
+
+
+def engaged_steps(as_of: date, campaign_ids: Sequence[str]) -> Select:
+    """Campaign messages opened or clicked by the end of the day: campaign_id, customer_id, wave, outbox step."""
+    end = end_of(as_of)
+    return (
+        select(outbox.c.campaign_id, outbox.c.customer_id, outbox.c.wave, outbox.c.step)
+        .where(
+            outbox.c.campaign_id.in_(list(campaign_ids)),
+            or_(outbox.c.opened_at < end, outbox.c.clicked_at < end),
+        )
+        .distinct()
+    )
+
+
+def budget_used(as_of: date, days: int) -> Select:
+    """Messages planned (not skipped) per customer and channel in the budget window before `as_of`."""
+    first = as_of - timedelta(days=days - 1)
+    return (
+        select(outbox.c.customer_id, outbox.c.channel, func.count().label("messages"))
+        .where(outbox.c.as_of >= first, outbox.c.as_of < as_of, outbox.c.state != "skipped")
+        .group_by(outbox.c.customer_id, outbox.c.channel)
+    )
+
+
+def open_entries(as_of: date) -> Select:
+    """Entries open on the day (entered by then, not exited before it)."""
+    e = campaign_entries
+    return select(e.c.campaign_id, e.c.customer_id, e.c.wave, e.c.entered_on, e.c.group).where(
+        e.c.entered_on <= as_of, or_(e.c.exited_on.is_(None), e.c.exited_on > as_of)
+    )
+
+
+def last_entries(campaign_ids: Sequence[str]) -> Select:
+    """Per campaign and customer: the last wave, when it was entered, and whether it is still open."""
+    e = campaign_entries
+    return select(e.c.campaign_id, e.c.customer_id, e.c.wave, e.c.entered_on, e.c.exited_on).where(
+        e.c.campaign_id.in_(list(campaign_ids))
+    )
+
+
+def purged_on(as_of: date) -> Select:
+    """Customers out of the active base on the day (purged by then and not restored by then)."""
+    p = purged_customers
+    return (
+        select(p.c.customer_id)
+        .where(p.c.purged_on <= as_of, or_(p.c.restored_on.is_(None), p.c.restored_on > as_of))
+        .distinct()
+    )
+
+
+def applications_created(as_of: date, since: date) -> Select:
+    """Loan applications created from `since` to the end of `as_of`."""
+    a = _sub("loan_applications", as_of, "a")
+    return select(a.c.customer_id, a.c.created_at).where(a.c.created_at >= start_of(since))
+
+
+def clicks_until(as_of: date, since: date) -> Select:
+    """Clicks on campaign messages from `since` to the end of `as_of` (outbox report times)."""
+    return select(outbox.c.customer_id, outbox.c.clicked_at, outbox.c.campaign_id).where(
+        outbox.c.clicked_at >= start_of(since), outbox.c.clicked_at < end_of(as_of)
+    )

@@ -1,0 +1,100 @@
+"""Churn IO: read a chunk's rows per data kind, the customers' id ranges, and write a day's scores."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from crm.churn import queries
+from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames
+from crm.core.dates import end_of
+from crm.core.db import write_frame
+from models.churn import churn_scores
+
+EVENT_KINDS = ("app_events", "message_events")
+
+
+def read_frames(
+    conn: Connection,
+    as_of: date,
+    lo: int,
+    hi: int,
+    *,
+    kinds=DATA_KINDS,
+    since: datetime | None = None,
+    events_days: int | None = None,
+) -> Frames:
+    """The rows of customers lo..hi per data kind, as they stood at the end of `as_of`.
+
+    `since` keeps dated rows from then on; `events_days` keeps only that many days of app and
+    message events (the longest feature window: the bulk of the rows, and older ones add nothing).
+    """
+    frames = {}
+    for kind in kinds:
+        use_since = since if kind in queries.TIME_COLUMN else None
+        if kind in EVENT_KINDS and events_days is not None:
+            use_since = max(filter(None, [use_since, end_of(as_of) - timedelta(days=events_days)]))
+        frame = pd.read_sql(queries.kind_rows(kind, as_of, lo, hi, since=use_since), conn)
+        for column in TIME_COLUMNS.values():
+            if column in frame and frame[column].dtype == object:
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+        frames[kind] = frame
+    return Frames(frames)
+
+
+def present_kinds(conn: Connection, as_of: date) -> set[str]:
+    """The data kinds the company has (any row known at the end of `as_of`)."""
+    return {kind for kind in DATA_KINDS if conn.execute(queries.kind_exists(kind, as_of)).first() is not None}
+
+
+def customer_ranges(conn: Connection, as_of: date, chunk: int) -> list[tuple[int, int]]:
+    """Consecutive id ranges (lo, hi) of about `chunk` customers each, covering every customer known by `as_of`."""
+    ids = np.fromiter((row[0] for row in conn.execute(queries.customer_ids(as_of))), dtype=np.int64)
+    if ids.size == 0:
+        return []
+    starts = ids[::chunk]
+    ends = np.append(ids[np.arange(chunk, ids.size, chunk) - 1], ids[-1])
+    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=True)]
+
+
+def history_start(conn: Connection, as_of: date) -> date | None:
+    """The day the oldest known customer registered (None for an empty warehouse)."""
+    value = conn.execute(queries.first_registration(as_of)).scalar()
+    if value is None:
+        return None
+    return pd.Timestamp(value).date()
+
+
+def write_scores(engine: Engine, as_of: date, scores: pd.DataFrame) -> int:
+    """Replace the day's scores (customer_id, probability, decile, model_version) in one transaction."""
+    frame = scores[["customer_id", "probability", "decile", "model_version"]].assign(as_of=pd.Timestamp(as_of))
+    with engine.begin() as conn:
+        conn.execute(queries.delete_scores(as_of))
+        return write_frame(conn, churn_scores, frame, on_conflict="error")
+
+
+def read_scores(conn: Connection, as_of: date) -> pd.DataFrame:
+    """A day's scores in customer order."""
+    return pd.read_sql(queries.day_scores(as_of), conn)
+
+
+def write_report_files(reports_url: str, prefix: str, files: dict[str, bytes]) -> dict[str, str]:
+    """Write report files (plots) under `prefix` in the reports location; return each one's address."""
+    from pathlib import Path
+
+    from crm.core.storage import open_store
+
+    zone = open_store(reports_url)
+    base = (
+        reports_url.rstrip("/")
+        if reports_url.startswith("s3://")
+        else str(Path(reports_url.removeprefix("file://")).expanduser().resolve())
+    )
+    out = {}
+    for name, data in files.items():
+        zone.write_bytes(f"{prefix}/{name}", data)
+        out[name] = f"{base}/{prefix}/{name}"
+    return out
