@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, bindparam, select, text, update
+from sqlalchemy.dialects import sqlite
 
 from crm.core.db import read_frame, write_frame
 from crm.loyalty import queries as q
@@ -84,8 +85,29 @@ def _temp(conn: Connection, column: str, sql_type, values) -> Table:
     return table
 
 
+def _hinted(conn: Connection, stmt):
+    """SQLite only: put the statement's `sqlite_from_hint` (INDEXED BY / NOT INDEXED) after its table.
+
+    SQLAlchemy's SQLite compiler renders no table hints, and SQLite's planner walks the
+    `valid_from` index of a history table even when the night's rows or a plain scan are cheaper
+    (45 s instead of 2 s on 3 M order versions).
+    """
+    hint = stmt.get_execution_options().get("sqlite_from_hint") if hasattr(stmt, "get_execution_options") else None
+    if hint is None or conn.dialect.name != "sqlite":
+        return stmt
+    table, text_hint = hint
+    compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+    sql = str(compiled)
+    marker = f"FROM {table}"
+    if sql.count(marker) != 1:
+        return stmt
+    sql = sql.replace(marker, f"{marker} {text_hint}")
+    params = [bindparam(k, v, type_=compiled.binds[k].type) for k, v in compiled.params.items()]
+    return text(sql).bindparams(*params).columns(*stmt.selected_columns)
+
+
 def _read(conn: Connection, stmt) -> pd.DataFrame:
-    frame = read_frame(conn, stmt)
+    frame = read_frame(conn, _hinted(conn, stmt))
     for c in frame.columns:
         if c in _INTS and len(frame):
             frame[c] = frame[c].astype("int64")
@@ -272,7 +294,7 @@ def days_to_post(ledger: Engine, as_of: date) -> list[date]:
 def read_report(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> dict:
     """The figures of the loyalty report of a day."""
     with source.connect() as src, ledger.connect() as led:
-        both_stmt, either_stmt = q.intersection_counts(day)
+        with_loan, with_order = (set(_read(src, s)["customer_id"].tolist()) for s in q.intersection_customers(day))
         return {
             "liability": int(led.execute(q.outstanding(day)).scalar() or 0),
             "expiring_30": int(
@@ -281,7 +303,7 @@ def read_report(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig
             "flows": _read(led, q.flows_per_day(day - timedelta(days=config.report_days - 1), day)),
             "tiers": _read(led, q.tier_counts(day)),
             "migration": _read(led, q.tier_migration(day - timedelta(days=config.report_days), day)),
-            "intersection": (int(src.execute(both_stmt).scalar() or 0), int(src.execute(either_stmt).scalar() or 0)),
+            "intersection": (len(with_loan & with_order), len(with_loan | with_order)),
         }
 
 
