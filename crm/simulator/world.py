@@ -353,6 +353,8 @@ class Simulator:
         for ch in CHANNELS:
             sel = np.flatnonzero(has[ch])
             cid = ids[sel]
+            if not len(cid):  # numpy's string functions fail on empty arrays
+                continue
             if ch == "sms":
                 address = np.char.add("+38067", np.char.zfill(cid.astype(str), 7))
             elif ch == "email":

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from crm.core.settings import make_engine
 from crm.core.storage import LocalStore
-from crm.simulator import FaultConfig, simulate
+from crm.simulator import FaultConfig, SimulationConfig, simulate
 from models import source as src
 
 START = date(2026, 1, 1)
@@ -120,3 +120,12 @@ def test_lost_status_updates_keep_the_old_updated_at(tmp_path):
     others = loans.drop(index=summary.lost_status_loan_ids)
     changed = others[others.status != "active"]
     assert (changed.updated_at > changed.issued_at).all()
+
+
+def test_a_world_where_nobody_has_a_phone_simulates_without_sms_contacts(tmp_path):
+    # numpy's zfill failed on the empty array of a day registering nobody with an SMS address.
+    engine, zone = world(tmp_path)
+    simulate(engine, zone, customers=40, days=3, seed=7, start=START, config=SimulationConfig(share_sms=0.0))
+    with engine.connect() as conn:
+        channels = set(conn.execute(select(src.tables["customer_contacts"].c.channel)).scalars())
+    assert channels and "sms" not in channels
