@@ -55,8 +55,13 @@ async def steps():
         run = await client.read_flow_run(state.state_details.flow_run_id)
         children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])))
         ids = [run.id, *[c.id for c in children]]
-        tasks = await client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids)), limit=5000)
-        return run, children, tasks
+        tasks, offset = [], 0
+        while True:  # the API pages at 200
+            page = await client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids)), limit=200, offset=offset)
+            tasks += page
+            offset += len(page)
+            if len(page) < 200:
+                return run, children, tasks
 
 run, children, tasks = asyncio.run(steps())
 out = []

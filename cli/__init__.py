@@ -626,9 +626,6 @@ def demo(
     )
     typer.echo(str(summary))
     last = summary.last_day
-    from tasks.sending import ensure_provider_limits
-
-    ensure_provider_limits()  # what infra/prefect-setup.sh does on a real server: the night dispatches
     for offset in range(nights - 1, -1, -1):  # the first night catches the warehouse up on the whole history
         day = last - timedelta(days=offset)
         night = nightly(as_of=day)

@@ -38,6 +38,7 @@ from flows.reconcile import reconcile
 from flows.segments import segments
 from tasks.common import check_preconditions, flow_failure, resolve_as_of, run_name
 from tasks.nightly import churn_champion_missing, publish_night_summary, publish_send_gate, read_gate
+from tasks.sending import ensure_missing_provider_limits
 
 # A step whose failure is a finding (the step did its work and found something) counts as done.
 FINDING_IS_DONE = frozenset({NightStep.INGEST})
@@ -119,6 +120,8 @@ def nightly(
             outcomes[step] = StepOutcome(step, StepStatus.SKIPPED, message=why)
             logger.info("%s skipped: %s", step, why)
             continue
+        if step == NightStep.DISPATCH:
+            ensure_missing_provider_limits()
         outcomes[step] = _run_step(step, calls[step], errors)
         if outcomes[step].status == StepStatus.FAILED:
             logger.error("%s failed: %s", step, outcomes[step].message)

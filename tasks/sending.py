@@ -173,3 +173,25 @@ def publish_dispatch_report(as_of: date, decision: DispatchDecision, runs: list[
         markdown=dispatch_markdown(decision, runs, funnel, skips),
         description=f"Dispatch {as_of}",
     )
+
+
+@task(name="ensure-provider-limits", task_run_name="ensure provider concurrency limits")
+def ensure_missing_provider_limits() -> list[str]:
+    """Create the one-slot limit of each provider in use that has none yet (an existing limit is kept as set).
+
+    `nightly` runs it before dispatch, so a night on a server that `infra/prefect-setup.sh` has not
+    prepared (the embedded default, a fresh test server) still sends guarded instead of failing.
+    """
+    from prefect.exceptions import ObjectNotFound
+
+    created = []
+    with get_client(sync_client=True) as client:
+        for name in (provider_limit_name(p) for p in load_sending_config().used_providers()):
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.upsert_global_concurrency_limit_by_name(name, limit=1)
+                created.append(name)
+    if created:
+        get_run_logger().warning("created concurrency limits %s (1 slot each)", ", ".join(created))
+    return created

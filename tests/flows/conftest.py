@@ -15,16 +15,8 @@ from models.warehouse import metadata
 from tests.simulated import START, simulate_company  # noqa: F401 - re-exported for the flow tests
 
 
-@pytest.fixture(scope="session")
-def _provider_limits(prefect_server):
-    """The one-slot limits `infra/prefect-setup.sh` creates for the default providers (the night dispatches)."""
-    from tasks.sending import ensure_provider_limits
-
-    ensure_provider_limits()
-
-
 @pytest.fixture(autouse=True)
-def _prefect(prefect_server, _provider_limits):
+def _prefect(prefect_server):
     """Every flow test runs against the session's Prefect test server."""
     yield
 
