@@ -34,8 +34,9 @@ demo: setup  ## simulate a small company, run several nights on the embedded def
 demo-stop:  ## stop the demo's Prefect server
 	$(DEMO_PREFECT) $(BIN)/prefect server stop
 
-test: setup  ## every test, SQLite and PostgreSQL (CRM_TEST_POSTGRES_URL), S3 via moto
-	$(BIN)/pytest
+PYTEST_WORKERS ?= 2
+test: setup  ## every test, SQLite and PostgreSQL (CRM_TEST_POSTGRES_URL), S3 via moto; PYTEST_WORKERS processes
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: setup  ## ruff and the import-linter layer contracts (also run by `make test`)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

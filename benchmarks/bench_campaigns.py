@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-PG_ADMIN = os.environ.get("CRM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bench_ingest import postgres_database, run_stage
+
 DAY = "2026-06-15"
 
 SEED = """
@@ -131,35 +131,6 @@ r = plan_campaigns(warehouse_engine(), date.fromisoformat(sys.argv[1]))
 print(json.dumps({"planning_seconds": round(time.perf_counter() - started, 1), "entered": sum(r.entered.values()), "exited": sum(r.exited.values()), "planned": r.planned,
                   "skipped": r.skipped, "enqueued": r.enqueued, "purged": r.purged}))
 """
-
-
-def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
-    """Run one stage in a child process; return its wall time, peak RSS and printed result."""
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    output = proc.stdout.read().strip().splitlines()
-    if status != 0:
-        raise SystemExit(f"{name} failed with status {status}")
-    result = {
-        "stage": name,
-        "seconds": round(seconds, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "result": json.loads(output[-1]),
-    }
-    print(json.dumps(result), flush=True)
-    return result
-
-
-def postgres_database(name: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
 def main() -> None:

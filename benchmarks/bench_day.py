@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_ingest import SIMULATE, postgres_database, run_stage
+from benchmarks.bench_ingest import SIMULATE, fresh_workdir, run_stage
 
 FLOW = """
 import sys, json, time
@@ -54,21 +52,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench-day"))
     args = parser.parse_args()
 
-    work = args.workdir / f"{args.backend}-{args.customers}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    env = dict(
-        os.environ,
-        CRM_HOME=str(work),
-        CRM_LANDING_URL=str(work / "landing"),
-        CRM_REPORTS_URL=str(work / "reports"),
-        PREFECT_HOME=str(work / "prefect"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING",
-    )
-    if args.backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_day_wh_{args.customers}")
-        env["CRM_SOURCE_URL"] = postgres_database(f"crm_bench_day_src_{args.customers}")
+    _, env = fresh_workdir(args.workdir, args.backend, args.customers, "crm_bench_day")
 
     results = [run_stage("simulate", SIMULATE, [str(args.customers), str(args.days)], env)]
     last_day = date.fromisoformat(results[0]["result"]["last_day"])

@@ -147,6 +147,26 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
     return result
 
 
+def fresh_workdir(workdir: Path, backend: str, customers: int, prefix: str) -> tuple[Path, dict]:
+    """An empty work folder and the child processes' environment (PostgreSQL databases `<prefix>_wh/src_<n>`)."""
+    work = workdir / f"{backend}-{customers}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    env = dict(
+        os.environ,
+        CRM_HOME=str(work),
+        CRM_LANDING_URL=str(work / "landing"),
+        CRM_REPORTS_URL=str(work / "reports"),
+        PREFECT_HOME=str(work / "prefect"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    if backend == "postgresql":
+        env["CRM_WAREHOUSE_URL"] = postgres_database(f"{prefix}_wh_{customers}")
+        env["CRM_SOURCE_URL"] = postgres_database(f"{prefix}_src_{customers}")
+    return work, env
+
+
 def postgres_database(name: str) -> str:
     from sqlalchemy import create_engine, text
 
