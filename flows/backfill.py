@@ -30,6 +30,7 @@ JOBS = {
 
 
 FINDINGS = ("Diverged", "GateClosed", "FilesRejected")
+NOT_FINISHED = ("Scheduled", "Pending", "Running", "Late", "AwaitingRetry", "Retrying")
 
 
 @flow(
@@ -99,10 +100,12 @@ def backfill(
         logger.info("%s %s: %s", job, day, outcome["state"])
         if outcome["state"] in ("Completed", *FINDINGS):
             record_backfill_day(identity, day, outcome["state"], outcome["run"])
+        elif outcome["state"] in NOT_FINISHED:
+            continue  # a deployment run still queued or running: not on record, a re-run looks at it again
         else:
             stopped = day  # later days build on this one: a re-run resumes here
             break
-    publish_backfill_summary(job, start, end, outcomes)
+    publish_backfill_summary(job, start, end, outcomes, len(days))
     headline = backfill_headline(job, len(days), outcomes)
     if stopped:
         error = (

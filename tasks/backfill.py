@@ -35,10 +35,10 @@ def run_day_of_deployment(deployment: str, day: date, extra: dict | None = None)
 
 
 @task(name="publish-backfill-summary", task_run_name="publish backfill summary {job} {start}..{end}")
-def publish_backfill_summary(job: str, start: date, end: date, outcomes: list[dict]) -> str:
-    """The `backfill-<job>` artifact: days done, gates open and closed, a link to every day's run."""
+def publish_backfill_summary(job: str, start: date, end: date, outcomes: list[dict], planned: int | None = None) -> str:
+    """The `backfill-<job>` artifact: days done of those planned, gates open and closed, a link to every day's run."""
     base = ui_url()
-    headline = backfill_headline(job, len(outcomes), outcomes)
+    headline = backfill_headline(job, planned or len(outcomes), outcomes)
     rows = [
         {
             "as_of": o["as_of"],

@@ -109,7 +109,7 @@ def night_status(outcomes: Iterable[StepOutcome]) -> tuple[list[str], list[str]]
     failed, skipped = [], []
     for o in outcomes:
         if o.status == StepStatus.FAILED:
-            failed.append(f"{o.step}: {o.message}")
+            failed.append(f"{o.step} failed: {o.message}")
         elif o.status == StepStatus.SKIPPED:
             skipped.append(f"{o.step} ({o.message})")
     return failed, skipped

@@ -65,7 +65,7 @@ def test_the_summary_names_every_step_with_its_figures_or_reason():
         StepOutcome(S.LOYALTY, StepStatus.FAILED, "Failed", "ledger invariant broken", 3.0, "r2"),
     ]
     failed, skipped = night_status(outcomes)
-    assert failed == ["loyalty: ledger invariant broken"] and skipped == ["churn (no champion model yet)"]
+    assert failed == ["loyalty failed: ledger invariant broken"] and skipped == ["churn (no champion model yet)"]
     text = night_summary_markdown(date(2026, 1, 5), "headline", outcomes, {"ingest": "[ingest](u)"})
     assert "rows loaded 1,234,567" in text and "12.3" in text and "[ingest](u)" in text
     assert "| churn | skipped |" in text and "no champion model yet" in text
