@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import threading
 from datetime import date
 from typing import Any
 
@@ -65,8 +66,18 @@ def dump_model(model) -> bytes:
     return skops.io.dumps(model)
 
 
+# skops parses with `ast`; CPython 3.11 fails ("AST constructor recursion depth mismatch") when
+# two threads do it at once, as scoring chunks on threads do: one load at a time per process.
+_LOAD_LOCK = threading.Lock()
+
+
 def load_model_bytes(data: bytes, version: str):
     """Rebuild an estimator from skops bytes, trusting only `TRUSTED_TYPES` (raises `ModelRefused`)."""
+    with _LOAD_LOCK:
+        return _load_model_bytes(data, version)
+
+
+def _load_model_bytes(data: bytes, version: str):
     import zipfile
 
     import skops.io
