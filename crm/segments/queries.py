@@ -41,30 +41,15 @@ from crm.core.contracts import (
 )
 from crm.core.dates import end_of, start_of
 from crm.ingest import rows_as_of
+from crm.segments.derive import SEGMENT_COLUMNS
 from crm.segments.states import SegmentKind
 from models.churn import churn_scores
 from models.ingest import history, staging
 from models.loyalty import loyalty_tiers
 from models.segments import segment_aggregates, segment_events, segment_memberships
 
-SNAPSHOT_COLUMNS = (
-    "customer_id",
-    "lifecycle_state",
-    "lifecycle_substate",
-    "rfm_recency",
-    "rfm_frequency",
-    "rfm_monetary",
-    "rfm_cell",
-    "reachable_push",
-    "reachable_email",
-    "reachable_sms",
-    "preferred_channel",
-    "retail_active",
-    "is_intersection",
-    "churn_decile",
-    "loyalty_tier",
-    "is_technical",
-)
+# The derived segments (is_technical last) with the churn and loyalty columns read beside them.
+SNAPSHOT_COLUMNS = (*SEGMENT_COLUMNS[:-1], "churn_decile", "loyalty_tier", SEGMENT_COLUMNS[-1])
 
 
 def valid_on(as_of: date) -> ColumnElement[bool]:
