@@ -88,12 +88,17 @@ def backfill(
             state = JOBS[job](as_of=day, return_state=True, **kwargs, **extra)
             name = state.name
             if state.is_failed():
-                error = crm_error(state.result(raise_on_failure=False))
+                raised = state.result(raise_on_failure=False)
+                error = crm_error(raised) if isinstance(raised, BaseException) else None
                 if isinstance(error, OperatorError | InfrastructureError):
                     return state  # every later day would fail the same way: stop, with that one line
                 if isinstance(error, Finding) and job != "nightly":
                     name = "FilesRejected"  # landing files rejected or misplaced: the run did its work
-                stop_error = error
+                stop_error = error or raised  # a bug's own exception, not a vaguer one
+            elif not state.is_completed() and name not in NOT_FINISHED:
+                stop_error = RuntimeError(  # crashed or cancelled: say how, and what Prefect said
+                    f"backfill {job} stopped at {day}: the day's run ended {name}: {state.message or 'no message'}"
+                )
             run_id = state.state_details.flow_run_id
             outcome = {"as_of": day.isoformat(), "state": name, "run": str(run_id) if run_id else ""}
         outcomes.append(outcome)

@@ -14,6 +14,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
@@ -145,9 +146,67 @@ def s3_landing(s3_bucket, monkeypatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """One Prefect test server for the whole session (it takes 20-40 s to start here)."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server() -> Iterator[str]:
+    """One Prefect test server for the whole session (it takes 20-40 s to start here), on PostgreSQL.
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    Prefect's own `prefect_test_harness` keeps the server's database in SQLite, whose single writer
+    made a busy server answer "database is locked" in CI; a retried state proposal then came back
+    rejected (a flow's result lost) or the flow crashed. This is that harness with the server's
+    database in a fresh PostgreSQL database, as ENGINEERING.md advises for any busy Prefect server.
+    """
+    import prefect.context
+    import prefect.settings
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
+
+    database = _postgres_database()
+    url = next(database).replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(temporary_database_interface())
+            stack.enter_context(
+                prefect.settings.temporary_settings(
+                    updates={prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: url}
+                )
+            )
+            server = SubprocessASGIServer(port=_free_port())
+            prior = SubprocessASGIServer._instances.get(None)
+            SubprocessASGIServer._instances[None] = server  # flows find this server, not a second one
+            server.start(timeout=120)
+            try:
+                stack.enter_context(
+                    prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_API_URL: server.api_url})
+                )
+                stack.enter_context(
+                    prefect.context._temporary_global_settings_context(prefect.context.get_settings_context())
+                )
+                yield server.api_url
+                _drain_prefect_workers()
+            finally:
+                server.stop()
+                if prior is not None:
+                    SubprocessASGIServer._instances[None] = prior
+                else:
+                    SubprocessASGIServer._instances.pop(None, None)
+    finally:
+        database.close()
+
+
+def _drain_prefect_workers() -> None:
+    """Send the last logs and events before the server stops (as Prefect's harness does)."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain():
+        for drain in (APILogWorker.instance().drain, EventsWorker.drain_all):
+            try:
+                result = drain()
+                if inspect.isawaitable(result):
+                    await result
+            except RuntimeError:  # a worker that never started
+                pass
+
+    run_coro_as_sync(drain())
