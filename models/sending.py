@@ -27,6 +27,11 @@ outbox = Table(
     Column("consent_decision", String(32), nullable=False, comment="Why planning found the customer reachable."),
     Column("address", String(256), comment="Contact as of planning (personal data: masked everywhere it is shown)."),
     Column("not_before", DateTime, comment="Quiet hours: not sent before this time (business time zone)."),
+    Column(
+        "not_after",
+        DateTime,
+        comment="Quiet hours: not sent from this time on (business time zone), when the customer's quiet hours begin again.",
+    ),
     Column("cost_minor", BigInteger, nullable=False, comment="Price of the message in minor units."),
     Column(
         "state", String(16), nullable=False, comment="planned | sending | sent | failed | skipped | delivered | ..."

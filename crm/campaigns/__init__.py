@@ -50,6 +50,7 @@ from crm.campaigns.rules import (
     outbox_step,
     reachability,
     schedule_frame,
+    send_window_for,
     timezone_of,
 )
 from crm.campaigns.states import Conversion, Decision, ExitReason, Group, Reason, Trigger
@@ -104,6 +105,7 @@ __all__ = [
     "read_entries",
     "restore_customers",
     "schedule_frame",
+    "send_window_for",
     "sms_saving",
     "timezone_of",
     "uplift_chart_png",

@@ -417,10 +417,11 @@ def candidate_decisions(
     business = get_settings().business_timezone
     sms = contacts[contacts["channel"] == "sms"] if not contacts.empty else contacts
     zones = rules.timezone_of(ids, sms, config.timezone_by_phone_prefix, config.default_timezone or business)
-    wait = rules.not_before_for(zones, as_of, config.quiet_hours, business)
+    window = rules.send_window_for(zones, as_of, config.quiet_hours, business)
     planned = candidates["decision"] == Decision.PLANNED.value
-    candidates["not_before"] = pd.NaT
-    candidates.loc[planned, "not_before"] = candidates.loc[planned, "customer_id"].map(wait).to_numpy()
+    for column in ("not_before", "not_after"):
+        candidates[column] = pd.NaT
+        candidates.loc[planned, column] = candidates.loc[planned, "customer_id"].map(window[column]).to_numpy()
     candidates = _with_loyalty_details(conn, candidates, campaigns)
     candidates["outbox_step"] = rules.outbox_step(candidates["step"], candidates["position"])
     candidates["message_id"] = None
@@ -495,6 +496,7 @@ def write_decisions(conn: Connection, decisions: pd.DataFrame, as_of: date) -> i
             "params": planned["params"].to_numpy(),
             "consent_decision": planned["reason"].to_numpy(),
             "not_before": planned["not_before"].to_numpy(),
+            "not_after": planned["not_after"].to_numpy(),
             "cost_minor": planned["cost_minor"].astype("int64").to_numpy(),
         }
     )

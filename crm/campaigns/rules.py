@@ -264,17 +264,43 @@ def not_before_for(zones: pd.Series, as_of: date, quiet: QuietHours, business_zo
 
     The message waits (it is planned with `not_before`), it is never dropped.
     """
+    return send_window_for(zones, as_of, quiet, business_zone)["not_before"]
+
+
+def send_window_for(zones: pd.Series, as_of: date, quiet: QuietHours, business_zone: str) -> pd.DataFrame:
+    """Per customer, when the night's message may go: `not_before` (NaT: at the send instant) and `not_after`.
+
+    The window opens at the send instant, or at the end of the quiet hours in the customer's zone
+    if the instant falls in them, and closes when the quiet hours begin again (NaT without quiet
+    hours). Times are naive, in the business time zone, like the outbox's.
+    """
     instant = send_instant(as_of, quiet).replace(tzinfo=ZoneInfo(business_zone))
-    result = {}
+    opens, closes = {}, {}
     for zone in pd.unique(zones):
-        local = instant.astimezone(ZoneInfo(zone))
-        if not in_quiet_hours(local.time().replace(tzinfo=None), quiet):
-            result[zone] = pd.NaT
+        tz = ZoneInfo(zone)
+        local = instant.astimezone(tz)
+        start = local
+        if in_quiet_hours(local.time().replace(tzinfo=None), quiet):
+            day = local.date() if local.time().replace(tzinfo=None) < quiet.end else local.date() + timedelta(days=1)
+            start = datetime.combine(day, quiet.end, tzinfo=tz)
+            opens[zone] = _business_naive(start, business_zone)
+        else:
+            opens[zone] = pd.NaT
+        if quiet.start == quiet.end:
+            closes[zone] = pd.NaT
             continue
-        day = local.date() if local.time().replace(tzinfo=None) < quiet.end else local.date() + timedelta(days=1)
-        end_local = datetime.combine(day, quiet.end, tzinfo=ZoneInfo(zone))
-        result[zone] = pd.Timestamp(end_local.astimezone(ZoneInfo(business_zone)).replace(tzinfo=None))
-    return pd.to_datetime(zones.map(result))
+        close = datetime.combine(start.date(), quiet.start, tzinfo=tz)
+        if close <= start:
+            close = datetime.combine(start.date() + timedelta(days=1), quiet.start, tzinfo=tz)
+        closes[zone] = _business_naive(close, business_zone)
+    return pd.DataFrame(
+        {"not_before": pd.to_datetime(zones.map(opens)), "not_after": pd.to_datetime(zones.map(closes))},
+        index=zones.index,
+    )
+
+
+def _business_naive(moment: datetime, business_zone: str) -> pd.Timestamp:
+    return pd.Timestamp(moment.astimezone(ZoneInfo(business_zone)).replace(tzinfo=None))
 
 
 # --------------------------------------------------------------------------- outbox rows

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -33,7 +33,7 @@ from crm.sending import queries as q
 from crm.sending.config import load_sending_config
 from crm.sending.messages import BatchResult, OutgoingMessage, outgoing_from_rows, plan_outbox_rows
 from crm.sending.providers import Provider
-from crm.sending.states import Refusal, SendOutcome
+from crm.sending.states import Refusal, SendOutcome, SkipReason
 from models.sending import dispatch_attempts, dispatch_runs, outbox
 
 OUTBOX_PLANNED_COLUMNS = (
@@ -49,6 +49,7 @@ OUTBOX_PLANNED_COLUMNS = (
     "consent_decision",
     "address",
     "not_before",
+    "not_after",
     "cost_minor",
     "state",
     "skip_reason",
@@ -145,13 +146,33 @@ def check_dispatch(
 # --------------------------------------------------------------------------- dispatch
 
 
-def recheck_consent(engine: Engine, as_of: date, channels: Sequence[str], now: datetime) -> dict[str, int]:
-    """Skip the day's planned messages that the latest ingested contacts and reports no longer allow; counts by reason."""
+def recheck_consent(
+    engine: Engine, as_of: date, channels: Sequence[str], now: datetime, *, live: bool = False
+) -> dict[str, int]:
+    """Skip the day's planned messages that the latest ingested contacts and reports no longer allow; counts by reason.
+
+    A live run first skips the messages whose send window closed before any dispatch sent them.
+    """
     counts = {}
     with engine.begin() as conn:
+        if live:
+            expired = conn.execute(q.expire_windows(as_of, channels, now)).rowcount
+            if expired > 0:
+                counts[SkipReason.SEND_WINDOW_PASSED.value] = expired
         for reason in q.RECHECK_ORDER:
-            counts[reason.value] = max(conn.execute(q.skip_for(reason, as_of, channels, now)).rowcount, 0)
+            counts[reason.value] = max(conn.execute(q.skip_for(reason, as_of, channels, now, live)).rowcount, 0)
     return counts
+
+
+# A dispatch of `as_of` is live while its scheduled runs happen (the two days after it): it keeps
+# to the customers' send windows. Later, it is a replay of a past day (asked with send_past_days,
+# or a simulated world run after its dates) and sends that day's messages as they were planned.
+LIVE_DAYS = 2
+
+
+def is_live(as_of: date, now: datetime) -> bool:
+    """Whether a dispatch of `as_of` run at `now` (business time zone) is live rather than a replay."""
+    return now < datetime.combine(as_of + timedelta(days=LIVE_DAYS + 1), time())
 
 
 @dataclass
@@ -304,12 +325,15 @@ def dispatch_messages(
     The caller must hold the provider's lock (a Prefect concurrency limit): messages another run
     left in `sending` are taken as abandoned and re-sent first, under their original ids. Planned
     messages are re-checked against the latest ingested consent first; those whose quiet hours
-    (`not_before`) are not over stay planned for a later run.
+    (`not_before`) are not over stay planned for a later run. A live run (`is_live`) keeps to each
+    message's send window: it also sends what the day before left waiting, never after `not_after`,
+    and skips (`send_window_passed`) what no run sent in time.
     """
     run_id = f"{(run_label or 'run')[:40]}/{uuid.uuid4().hex[:12]}"
     counts = DispatchCounts(run_id=run_id, provider=provider.name, channels=list(channels))
     _start_run(engine, counts, as_of, now(), forced=forced_closed_gate, past=send_past_days)
-    counts.skipped = recheck_consent(engine, as_of, channels, now())
+    live = is_live(as_of, now())
+    counts.skipped = recheck_consent(engine, as_of, channels, now(), live=live)
     dialect = engine.dialect.name
     stale = True  # first what dead runs left in `sending`, then the day's planned messages
 
@@ -325,6 +349,7 @@ def dispatch_messages(
                 now=now(),
                 limit=chunk_rows,
                 stale=stale,
+                live=live,
             )
             with engine.begin() as conn:
                 rows = conn.execute(stmt).all()
@@ -351,7 +376,7 @@ def dispatch_messages(
             chunk = following
     provider.finish(as_of)
     with engine.connect() as conn:
-        counts.waiting = conn.execute(q.count_waiting(as_of, channels)).scalar_one()
+        counts.waiting = conn.execute(q.count_waiting(as_of, channels, live)).scalar_one()
     _finish_run(engine, counts, now())
     return counts
 

@@ -30,6 +30,7 @@ ENQUEUE_COLUMNS: tuple[str, ...] = (
 )
 OPTIONAL_ENQUEUE_COLUMNS: tuple[str, ...] = (
     "not_before",  # quiet hours: earliest send time (naive, business time zone); null = any time
+    "not_after",  # quiet hours: the send window closes then (naive, business time zone); null = never
     "cost_minor",  # price of the message; default: the channel's price in config/sending.yaml
 )
 ID_LENGTH = 32
@@ -86,9 +87,10 @@ def plan_outbox_rows(frame: pd.DataFrame, contacts: pd.DataFrame, prices: dict[s
         out[column] = out[column].astype("int64")
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.normalize()
     out["params"] = [_params_json(v) for v in out["params"]]
-    if "not_before" not in out.columns:
-        out["not_before"] = pd.NaT
-    out["not_before"] = pd.to_datetime(out["not_before"])
+    for column in ("not_before", "not_after"):
+        if column not in out.columns:
+            out[column] = pd.NaT
+        out[column] = pd.to_datetime(out[column])
     if "cost_minor" not in out.columns:
         out["cost_minor"] = np.nan
     unpriced = out["cost_minor"].isna() & ~out["channel"].isin(list(prices))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import (
     Column,
@@ -59,12 +59,14 @@ def claim_chunk(
     now: datetime,
     limit: int,
     stale: bool,
+    live: bool = False,
 ) -> Update:
     """Move up to `limit` messages to `sending` under `run_id` and return them (one statement, one transaction).
 
-    `stale=False`: planned messages of `as_of` whose quiet hours are over. `stale=True`: messages
-    left in `sending` by an earlier, dead attempt (any day up to `as_of`), claimed again under the
-    same message id.
+    `stale=False`: planned messages of the dispatch's days (`dispatch_days`) whose send window is
+    open at `now` (quiet hours over, and, in a live run, not over again: `not_after`).
+    `stale=True`: messages left in `sending` by an earlier, dead attempt (any day up to `as_of`),
+    claimed again under the same message id.
     """
     if stale:
         where = [
@@ -75,9 +77,11 @@ def claim_chunk(
     else:
         where = [
             outbox.c.state == MessageState.PLANNED.value,
-            outbox.c.as_of == as_of,
+            outbox.c.as_of.in_(dispatch_days(as_of, live)),
             or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now),
         ]
+        if live:
+            where.append(or_(outbox.c.not_after.is_(None), outbox.c.not_after > now))
     # No ORDER BY: sorting every remaining planned message of the day for each chunk made claims
     # quadratic in the day's volume; the claimed chunk is sorted by the caller instead.
     candidates = select(outbox.c.message_id).where(outbox.c.channel.in_(list(channels)), *where).limit(limit)
@@ -128,11 +132,40 @@ def record_failed(run_id: str) -> Update:
     )
 
 
-def _recheck_base(as_of: date, channels: Sequence[str]) -> list:
+def dispatch_days(as_of: date, live: bool) -> list[date]:
+    """The planning days whose messages a dispatch of `as_of` sends.
+
+    A live run (on the days after `as_of`, when its scheduled runs happen) also sends what the
+    day before left waiting for the end of quiet hours in a zone far west of the business zone,
+    inside its send window; a replay of a past day sends that day's messages only.
+    """
+    return [as_of - timedelta(days=1), as_of] if live else [as_of]
+
+
+def expire_windows(as_of: date, channels: Sequence[str], now: datetime) -> Update:
+    """Skip (`send_window_passed`) planned messages, up to `as_of`, whose send window closed before `now`.
+
+    Quiet hours began again in the customer's zone before any dispatch could send them: sending
+    now would wake the customer, and waiting would leave them planned for ever.
+    """
+    return (
+        update(outbox)
+        .where(
+            outbox.c.state == MessageState.PLANNED.value,
+            outbox.c.as_of <= as_of,
+            outbox.c.channel.in_(list(channels)),
+            outbox.c.not_after.is_not(None),
+            outbox.c.not_after <= now,
+        )
+        .values(state=MessageState.SKIPPED.value, skip_reason=SkipReason.SEND_WINDOW_PASSED.value, skipped_at=now)
+    )
+
+
+def _recheck_base(as_of: date, channels: Sequence[str], live: bool = False) -> list:
     # Only first attempts: a message re-claimed after a kill may already have reached the customer.
     return [
         outbox.c.state == MessageState.PLANNED.value,
-        outbox.c.as_of == as_of,
+        outbox.c.as_of.in_(dispatch_days(as_of, live)),
         outbox.c.attempts == 0,
         outbox.c.channel.in_(list(channels)),
     ]
@@ -142,7 +175,7 @@ def _same_contact(table) -> list:
     return [table.c.customer_id == outbox.c.customer_id, table.c.channel == outbox.c.channel]
 
 
-def skip_for(reason: SkipReason, as_of: date, channels: Sequence[str], now: datetime) -> Update:
+def skip_for(reason: SkipReason, as_of: date, channels: Sequence[str], now: datetime, live: bool = False) -> Update:
     """Skip still-planned messages whose latest contact data no longer allows them, with `reason`.
 
     Applied in order: consent_withdrawn (no consented contact row), unsubscribed (a provider
@@ -172,7 +205,7 @@ def skip_for(reason: SkipReason, as_of: date, channels: Sequence[str], now: date
         raise ValueError(f"{reason} is decided at planning, not at dispatch")
     return (
         update(outbox)
-        .where(*_recheck_base(as_of, channels), condition)
+        .where(*_recheck_base(as_of, channels, live), condition)
         .values(state=MessageState.SKIPPED.value, skip_reason=reason.value, skipped_at=now)
     )
 
@@ -180,10 +213,12 @@ def skip_for(reason: SkipReason, as_of: date, channels: Sequence[str], now: date
 RECHECK_ORDER = (SkipReason.CONSENT_WITHDRAWN, SkipReason.UNSUBSCRIBED, SkipReason.ADDRESS_CHANGED)
 
 
-def count_waiting(as_of: date, channels: Sequence[str]) -> Select:
-    """Messages of the day still planned (quiet hours not over yet)."""
+def count_waiting(as_of: date, channels: Sequence[str], live: bool = False) -> Select:
+    """Messages of the dispatch's days still planned (quiet hours not over yet)."""
     return select(func.count()).where(
-        outbox.c.state == MessageState.PLANNED.value, outbox.c.as_of == as_of, outbox.c.channel.in_(list(channels))
+        outbox.c.state == MessageState.PLANNED.value,
+        outbox.c.as_of.in_(dispatch_days(as_of, live)),
+        outbox.c.channel.in_(list(channels)),
     )
 
 

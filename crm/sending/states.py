@@ -38,6 +38,7 @@ class SkipReason(StrEnum):
     CONSENT_WITHDRAWN = "consent_withdrawn"  # the latest contact row says no consent
     UNSUBSCRIBED = "unsubscribed"  # a provider reported an unsubscribe the back end has not caught up with
     ADDRESS_CHANGED = "address_changed"  # the contact's address is not the one the message was planned with
+    SEND_WINDOW_PASSED = "send_window_passed"  # quiet hours began again in the customer's zone before a dispatch ran
 
 
 class SendOutcome(StrEnum):

@@ -39,9 +39,18 @@ def test_the_scheduler_creates_runs_for_each_scheduled_deployment(deployment):
 
     runs = asyncio.run(scheduled_runs())
     assert runs, "the scheduler created no run"
-    hour, minute = (
-        int(deployment["schedules"][0]["cron"].split()[1]),
-        int(deployment["schedules"][0]["cron"].split()[0]),
-    )
+    minute, hour = deployment["schedules"][0]["cron"].split()[:2]
     assert all(r.state_name == "Scheduled" for r in runs)
-    assert all((r.expected_start_time.hour, r.expected_start_time.minute) == (hour, minute) for r in runs)
+    assert all(r.expected_start_time.hour in _values(hour, 24) for r in runs)
+    assert all(r.expected_start_time.minute in _values(minute, 60) for r in runs)
+
+
+def _values(field: str, size: int) -> set[int]:
+    """The values a cron field (`*`, `5`, `9-23`, `0,30`) allows."""
+    if field == "*":
+        return set(range(size))
+    out: set[int] = set()
+    for part in field.split(","):
+        low, _, high = part.partition("-")
+        out.update(range(int(low), int(high or low) + 1))
+    return out

@@ -98,6 +98,7 @@ def test_a_month_of_planning_keeps_every_invariant(backend):
     # 5. nothing planned in quiet hours, in the customer's zone (+380: Kyiv)
     config = load_campaigns_config()
     sms_numbers = hist[hist["channel"] == "sms"].drop_duplicates("customer_id", keep="last").set_index("customer_id")
+    closes = table(engine, outbox).set_index("message_id")["not_after"]
     for row in planned.itertuples():
         zone = "Europe/Kyiv" if str(sms_numbers["address"].get(row.customer_id, "")).startswith("+380") else "UTC"
         at = (
@@ -107,6 +108,12 @@ def test_a_month_of_planning_keeps_every_invariant(backend):
         )
         local = pd.Timestamp(at).to_pydatetime().replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(zone))
         assert not in_quiet_hours(local.time().replace(tzinfo=None), config.quiet_hours), (row.customer_id, at, zone)
+        # the send window closes exactly when the quiet hours begin again in that zone
+        close = pd.Timestamp(closes[row.message_id]).to_pydatetime().replace(tzinfo=ZoneInfo("UTC"))
+        assert close.replace(tzinfo=None) > pd.Timestamp(at).to_pydatetime()
+        last_minute = (close - timedelta(minutes=1)).astimezone(ZoneInfo(zone)).time()
+        assert not in_quiet_hours(last_minute, config.quiet_hours), (row.customer_id, close, zone)
+        assert in_quiet_hours(close.astimezone(ZoneInfo(zone)).time(), config.quiet_hours), (row.customer_id, close)
     assert planned["not_before"].notna().any()  # Kyiv customers wait for the morning
 
     # 6. every candidate has its reason; planned ones have their message, skipped ones none

@@ -181,6 +181,37 @@ def test_quiet_hours_keep_a_message_planned_until_its_time(backend):
     assert order == [2, 1]
 
 
+def test_a_live_dispatch_keeps_to_each_send_window_and_the_next_night_sends_what_waited(backend):
+    """A zone far west waits past the day's last scheduled run: the next night's dispatch sends it inside its
+    window; a message whose window closed before any run is skipped with its reason, never sent in quiet hours."""
+    engine = warehouse(backend.warehouse_url)
+    seed_contacts(engine, consented_contacts([1, 2, 3]))
+    d1 = DAY + timedelta(days=1)
+    frame = planned(
+        DAY,
+        [1, 2, 3],
+        not_before=[None, datetime(2026, 2, 11, 20), datetime(2026, 2, 11, 9)],  # 2: 09:00 in UTC-11
+        not_after=[datetime(2026, 2, 11, 21), datetime(2026, 2, 12, 8), datetime(2026, 2, 11, 12)],
+    )
+    with engine.begin() as conn:
+        enqueue_messages(conn, frame, prices=PRICES)
+    with LocalProvider() as local:
+        provider = local_http(local)
+        try:
+            morning = dispatch_messages(engine, provider, DAY, ["sms"], now=lambda: datetime(2026, 2, 11, 13))
+            next_night = dispatch_messages(engine, provider, d1, ["sms"], now=lambda: datetime(2026, 2, 12, 2))
+            after_window = dispatch_messages(engine, provider, d1, ["sms"], now=lambda: datetime(2026, 2, 12, 9))
+        finally:
+            provider.close()
+        delivered = local.delivered_frame()["customer_id"].tolist()
+    # 13:00: 1 is in its window; 3's window closed at 12:00 (skipped); 2 waits for 20:00
+    assert (morning.sent, morning.skipped.get(SkipReason.SEND_WINDOW_PASSED.value), morning.waiting) == (1, 1, 1)
+    assert (next_night.sent, next_night.waiting) == (1, 0)  # the day before's message, inside its window
+    assert after_window.sent == 0 and delivered == [1, 2]
+    rows = outbox_rows(engine).set_index("customer_id")
+    assert rows.loc[3, "state"] == MessageState.SKIPPED and rows.loc[3, "skip_reason"] == "send_window_passed"
+
+
 def test_messages_a_dead_run_left_sending_are_resent_under_their_ids_and_delivered_once(backend):
     engine = seed_outbox(backend.warehouse_url, range(1, 11))
     dead = ids(range(1, 6))

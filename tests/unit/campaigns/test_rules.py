@@ -25,6 +25,7 @@ from crm.campaigns import (
     not_before_for,
     reachability,
     schedule_frame,
+    send_window_for,
     timezone_of,
 )
 from crm.core.config import ConfigError
@@ -248,3 +249,18 @@ def test_a_special_event_raises_the_budget_on_its_days_only():
     assert budget.for_day(date(2026, 11, 26)).messages == 4
     assert (budget.for_day(date(2026, 11, 27)).messages, budget.for_day(date(2026, 11, 30)).per_day) == (6, 3)
     assert budget.for_day(date(2026, 12, 1)).per_day == 2
+
+
+def test_the_send_window_closes_when_the_quiet_hours_begin_again_in_the_customers_zone():
+    quiet = QuietHours(start=time(21), end=time(9), send_at=time(0, 0))  # dispatch at 00:00 UTC
+    zones = pd.Series(["Asia/Tokyo", "Europe/Kyiv", "America/New_York"], index=[1, 2, 3])
+    window = send_window_for(zones, date(2026, 1, 14), quiet, "UTC")
+    # Tokyo: 09:00 local, open at once, until 21:00 local = 12:00 UTC
+    assert pd.isna(window.loc[1, "not_before"]) and window.loc[1, "not_after"] == pd.Timestamp("2026-01-15 12:00")
+    # Kyiv: 02:00 local, waits until 09:00 local (07:00 UTC), until 21:00 local (19:00 UTC)
+    assert window.loc[2, "not_before"] == pd.Timestamp("2026-01-15 07:00")
+    assert window.loc[2, "not_after"] == pd.Timestamp("2026-01-15 19:00")
+    # New York: 19:00 local the evening before: two hours, until 21:00 local = 02:00 UTC
+    assert pd.isna(window.loc[3, "not_before"]) and window.loc[3, "not_after"] == pd.Timestamp("2026-01-15 02:00")
+    never_quiet = send_window_for(zones, date(2026, 1, 14), QuietHours(start=time(9), end=time(9)), "UTC")
+    assert never_quiet.isna().all().all()
