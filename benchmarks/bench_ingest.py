@@ -30,7 +30,7 @@ print(json.dumps({"last_day": summary.last_day.isoformat(), "rows": summary.rows
 """
 
 INGEST = """
-import sys, json
+import sys, json, time
 from datetime import date
 from crm.core.contracts import SOURCE_ENTITIES
 from crm.ingest import pull_source_table, load_landing_file, load_known_ids
@@ -38,8 +38,11 @@ from crm.core.storage import open_store
 from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, source_engine, warehouse_engine
+from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
+if is_initial_load(warehouse_engine(s)):  # as the ingest flow does
+    drop_secondary_indexes(warehouse_engine(s))
 totals = {}
 for entity in SOURCE_ENTITIES:
     c = pull_source_table(source_engine(s), warehouse_engine(s), entity, day, chunk_rows=s.source_chunk_rows)
@@ -53,6 +56,9 @@ for f in files:
             known[f.entity.name] = load_known_ids(conn, f.entity)
     c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name])
     totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
+started = time.perf_counter()
+built = build_missing_indexes(warehouse_engine(s))  # as the ingest flow does at its end
+totals["indexes_built"], totals["index_build_seconds"] = len(built), round(time.perf_counter() - started, 1)
 print(json.dumps(totals))
 """
 

@@ -13,8 +13,10 @@ from crm.core.errors import Finding
 from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
 from tasks.ingest import (
     FilesRejected,
+    build_indexes,
     find_landing_files,
     load_landing_files_task,
+    prepare_initial_load,
     publish_ingest_report,
     pull_source_table_task,
 )
@@ -38,6 +40,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     if checked.is_failed():
         return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
     migrate_warehouse()
+    prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
     stages = len(SOURCE_ENTITIES) + len(LANDING_ENTITIES)
     progress = create_progress_artifact(progress=0.0, key="ingest-progress", description=f"Ingestion {as_of}")
     counts: list[dict] = []
@@ -57,6 +60,7 @@ def ingest(as_of: date | None = None, force: bool = False):
                 raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
             counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)
+    build_indexes()  # after an initial load, or one killed half way: no-op otherwise
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:
         message = (

@@ -17,9 +17,12 @@ from crm.ingest import (
     COUNT_COLUMNS,
     FINDING_STATUSES,
     SourceStatus,
+    build_missing_indexes,
     counts_table,
+    drop_secondary_indexes,
     ingest_summary_markdown,
     ingest_totals,
+    is_initial_load,
     known_source_ids,
     list_landing_files,
     load_ingest_config,
@@ -180,6 +183,34 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
             )
         out.append(counts.as_row())
     return loading_state(out, f"load {entity_name} landing files")
+
+
+@task(name="prepare-initial-load", task_run_name="initial load: set indexes aside", retry_condition_fn=retry_transient)
+def prepare_initial_load() -> list[str]:
+    """On an empty warehouse, drop the secondary indexes of `stg_*` / `hist_*`: the history loads without them."""
+    engine = warehouse_engine()
+    if not is_initial_load(engine):
+        return []
+    dropped = drop_secondary_indexes(engine)
+    get_run_logger().info(
+        "initial load of an empty warehouse: %d secondary indexes set aside, built once the rows are in", len(dropped)
+    )
+    return dropped
+
+
+@task(
+    name="build-indexes",
+    task_run_name="build missing warehouse indexes",
+    retries=2,
+    retry_delay_seconds=[10, 60],  # an index built is kept; a retry builds the rest
+    retry_condition_fn=retry_transient,
+)
+def build_indexes() -> list[str]:
+    """Build the secondary indexes an initial load set aside (or one killed half way left missing)."""
+    built = build_missing_indexes(warehouse_engine())
+    if built:
+        get_run_logger().info("built %d warehouse indexes: %s", len(built), ", ".join(built))
+    return built
 
 
 @task(name="publish-ingest-report", task_run_name="publish ingest report {as_of}")

@@ -1,5 +1,6 @@
 """Ingestion: watermark pulls of the source database and loads of landing files into `stg_*` tables."""
 
+from crm.ingest.bulk import build_missing_indexes, drop_secondary_indexes, is_initial_load, secondary_indexes
 from crm.ingest.config import IngestConfig, load_ingest_config
 from crm.ingest.contract_docs import landing_contract_markdown
 from crm.ingest.counts import COUNT_COLUMNS, FINDING_STATUSES, FileStatus, SourceCounts, SourceStatus
@@ -38,13 +39,16 @@ __all__ = [
     "SourceCounts",
     "SourceStatus",
     "ValidationResult",
+    "build_missing_indexes",
     "check_business_day",
     "classify_landing_key",
     "counts_table",
     "day_guard_refusal",
+    "drop_secondary_indexes",
     "file_checksum",
     "ingest_summary_markdown",
     "ingest_totals",
+    "is_initial_load",
     "known_source_ids",
     "landing_contract_markdown",
     "landing_file_key",
@@ -62,6 +66,7 @@ __all__ = [
     "record_versions",
     "request_retry",
     "rows_as_of",
+    "secondary_indexes",
     "validate_frame",
     "versions_changed_on",
 ]

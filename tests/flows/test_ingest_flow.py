@@ -10,6 +10,7 @@ from sqlalchemy import func, inspect, select
 from crm.core.contracts import ENTITIES, SOURCE_ENTITIES
 from crm.core.settings import make_engine
 from crm.core.storage import open_store
+from crm.ingest.bulk import missing_indexes
 from crm.simulator import FaultConfig
 from flows.ingest import ingest
 from flows.quality import quality
@@ -32,6 +33,7 @@ def test_a_clean_day_loads_every_row_and_a_rerun_changes_nothing(backend):
 
     first = ingest(as_of=day)
     assert first["rows_loaded"] > 0 and first["rows_quarantined"] == 0 and first["failed_sources"] == []
+    assert missing_indexes(make_engine(backend.warehouse_url)) == []  # the initial load built what it set aside
     before = warehouse_snapshot(backend.warehouse_url)
     for entity in SOURCE_ENTITIES:
         assert len(before[entity.table_name]) == source_rows_until(backend.source_url, entity, day), entity.name

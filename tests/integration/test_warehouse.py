@@ -60,3 +60,31 @@ def test_bulk_writes_upsert_ignore_and_keep_types(backend):
     assert rows[1]["closed_at"] is None
     assert rows[0]["due_on"] == date(2026, 1, 15)
     assert rows[1]["principal_minor"] == 1_000_000
+
+
+def test_an_initial_load_sets_the_secondary_indexes_aside_and_builds_exactly_the_modelled_ones(backend):
+    from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, secondary_indexes
+    from crm.ingest.bulk import missing_indexes
+    from models.ingest import ingest_batches
+
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    assert is_initial_load(engine)
+    dropped = drop_secondary_indexes(engine)
+    assert sorted(dropped) == sorted(str(i.name) for i in secondary_indexes()) and len(dropped) >= 20
+    assert drop_secondary_indexes(engine) == []  # nothing left to drop
+    at = pd.to_datetime(["2026-01-01", "2026-01-02"])
+    frame = pd.DataFrame(
+        {"customer_id": [1, 2], "registered_at": at, "signup_channel": "app", "is_technical": False, "updated_at": at}
+    )
+    counts = {"rows_read": 2, "rows_loaded": 2, "rows_quarantined": 0, "rows_duplicate": 0}
+    with engine.begin() as conn:  # rows go in without the indexes; keys still hold
+        write_frame(conn, staging["customers"], frame.assign(ingested_on=at[1]), on_conflict="update")
+        conn.execute(ingest_batches.insert().values(as_of=date(2026, 1, 2), source="db", entity="customers", **counts))
+    assert not is_initial_load(engine)
+    assert [str(i.name) for i in missing_indexes(engine)] == sorted(dropped)
+    assert sorted(build_missing_indexes(engine)) == sorted(dropped)
+    assert build_missing_indexes(engine) == []  # a later ingest has nothing to build
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []  # the rebuilt indexes are the migrations' own
