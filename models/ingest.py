@@ -54,6 +54,11 @@ landing_files = Table(
     Column("entity", String(64), nullable=False),
     Column("business_date", Date, nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
+    Column(
+        "version",
+        String(160),
+        comment="The store's version of the bytes read (mtime or ETag): while it stands, the file is not read again.",
+    ),
     Column("status", String(16), nullable=False, comment="loaded | failed"),
     Column("error", Text),
     Column("as_of", Date, nullable=False, comment="Business day of the run that read it."),

@@ -7,9 +7,17 @@ S3 goes through boto3 with its standard configuration (`AWS_*` variables, and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from crm.core.errors import InfrastructureError, OperatorError, infrastructure_failure, reason
+
+
+class StoredFile(NamedTuple):
+    """A file as a listing shows it, without reading it."""
+
+    key: str
+    size: int
+    version: str  # changes whenever the bytes may have: a local file's mtime (ns), an S3 object's ETag
 
 
 class ObjectStore(Protocol):
@@ -19,6 +27,9 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str) -> list[tuple[str, int]]:
         """Keys (relative to the root) and sizes under `prefix`, sorted."""
+
+    def list_files(self, prefix: str) -> list[StoredFile]:
+        """Keys, sizes and versions under `prefix`, sorted by key."""
 
     def read_bytes(self, key: str) -> bytes:
         """The whole file."""
@@ -38,10 +49,20 @@ class LocalStore:
         self.url = str(self.root)
 
     def list_keys(self, prefix: str) -> list[tuple[str, int]]:
+        return [(f.key, f.size) for f in self.list_files(prefix)]
+
+    def list_files(self, prefix: str) -> list[StoredFile]:
         base = self.root / prefix
         if not base.exists():
             return []
-        return sorted((p.relative_to(self.root).as_posix(), p.stat().st_size) for p in base.rglob("*") if p.is_file())
+        out = []
+        for path in base.rglob("*"):
+            if path.is_file():
+                stat = path.stat()
+                out.append(
+                    StoredFile(path.relative_to(self.root).as_posix(), stat.st_size, f"mtime:{stat.st_mtime_ns}")
+                )
+        return sorted(out)
 
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
@@ -76,12 +97,18 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def list_keys(self, prefix: str) -> list[tuple[str, int]]:
+        return [(f.key, f.size) for f in self.list_files(prefix)]
+
+    def list_files(self, prefix: str) -> list[StoredFile]:
         out = []
         strip = len(self.prefix) + 1 if self.prefix else 0
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._full(prefix)
         ):
-            out.extend((obj["Key"][strip:], obj["Size"]) for obj in page.get("Contents", []))
+            out.extend(
+                StoredFile(obj["Key"][strip:], obj["Size"], "etag:" + obj.get("ETag", "").strip('"'))
+                for obj in page.get("Contents", [])
+            )
         return sorted(out)
 
     def read_bytes(self, key: str) -> bytes:

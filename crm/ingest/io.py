@@ -319,14 +319,30 @@ def load_landing_file(
     """
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
-    data = zone.read_bytes(landing_file.key)
-    checksum = file_checksum(data)
     with warehouse.connect() as conn:
         seen = conn.execute(queries.manifest_entries(landing_file.key)).all()
-    if any(row.checksum == checksum and row.status == FileStatus.LOADED for row in seen):
+    # The store says the bytes are those read before (same version and size): no need to read them again,
+    # which would make every night read the whole landing history.
+    unchanged = [
+        row.status
+        for row in seen
+        if landing_file.version and row.version == landing_file.version and row.size_bytes == landing_file.size_bytes
+    ]
+    if FileStatus.LOADED in unchanged:
         return SourceCounts(source=source, entity=entity.name, status=SourceStatus.ALREADY_LOADED)
-    if any(row.checksum == checksum and row.status == FileStatus.FAILED for row in seen):
+    if FileStatus.FAILED in unchanged:
         return SourceCounts(source=source, entity=entity.name, status=SourceStatus.ALREADY_REJECTED)
+    data = zone.read_bytes(landing_file.key)
+    checksum = file_checksum(data)
+    for status, outcome in (
+        (FileStatus.LOADED, SourceStatus.ALREADY_LOADED),
+        (FileStatus.FAILED, SourceStatus.ALREADY_REJECTED),
+    ):
+        if any(row.checksum == checksum and row.status == status for row in seen):
+            if landing_file.version:  # touched, not changed: remember the new version
+                with warehouse.begin() as conn:
+                    conn.execute(queries.remember_version(landing_file.key, checksum, landing_file.version))
+            return SourceCounts(source=source, entity=entity.name, status=outcome)
     changed = any(row.checksum != checksum and row.status == FileStatus.LOADED for row in seen)
 
     manifest_row = {
@@ -335,6 +351,7 @@ def load_landing_file(
         "entity": entity.name,
         "business_date": landing_file.business_date,
         "size_bytes": len(data),
+        "version": landing_file.version or None,
         "as_of": as_of,
     }
 

@@ -29,6 +29,7 @@ class LandingFile:
     entity: Entity
     business_date: date
     size_bytes: int
+    version: str = ""  # the store's version of the bytes (mtime, ETag): unchanged, a loaded file is not read again
 
     @property
     def compressed(self) -> bool:
@@ -66,7 +67,7 @@ def _named_day(name: str) -> date | None:
     return None
 
 
-def classify_landing_key(key: str, size: int, until: date) -> LandingFile | MisplacedFile | None:
+def classify_landing_key(key: str, size: int, until: date, version: str = "") -> LandingFile | MisplacedFile | None:
     """A due landing file, a misplaced one, or None (still being written, or dated after `until`)."""
     name = key.rsplit("/", 1)[-1]
     if name.endswith(".part") or key.endswith("/"):
@@ -95,14 +96,14 @@ def classify_landing_key(key: str, size: int, until: date) -> LandingFile | Misp
         business_date = date.fromisoformat(match["day"])
     except ValueError:
         return MisplacedFile(key, size, f"{match['day']} is not a date ({pattern})", day)
-    return LandingFile(key=key, entity=entity, business_date=business_date, size_bytes=size)
+    return LandingFile(key=key, entity=entity, business_date=business_date, size_bytes=size, version=version)
 
 
 def list_landing_files(zone: ObjectStore, until: date) -> tuple[list[LandingFile], list[MisplacedFile]]:
     """Files of every landing entity dated on or before `until`, and files that break the naming contract."""
     files, misplaced = [], []
-    for key, size in zone.list_keys(""):
-        found = classify_landing_key(key, size, until)
+    for key, size, version in zone.list_files(""):
+        found = classify_landing_key(key, size, until, version)
         if isinstance(found, LandingFile):
             files.append(found)
         elif isinstance(found, MisplacedFile):

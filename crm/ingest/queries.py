@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, Update, func, select, update
 
 from crm.core.contracts import ENTITIES, Entity
 from crm.core.dates import end_of
@@ -34,8 +34,15 @@ def entity_ids(entity_name: str) -> Select:
 
 
 def manifest_entries(file_key: str) -> Select:
-    """The manifest rows of one landing file: checksum, status."""
-    return select(landing_files.c.checksum, landing_files.c.status).where(landing_files.c.file_key == file_key)
+    """The manifest rows of one landing file: checksum, status, size_bytes, version."""
+    f = landing_files
+    return select(f.c.checksum, f.c.status, f.c.size_bytes, f.c.version).where(f.c.file_key == file_key)
+
+
+def remember_version(file_key: str, checksum: str, version: str) -> Update:
+    """Put the store's current version of a file on the manifest row of its bytes (they were read again unchanged)."""
+    f = landing_files
+    return update(f).where(f.c.file_key == file_key, f.c.checksum == checksum).values(version=version)
 
 
 def misplaced_entries() -> Select:

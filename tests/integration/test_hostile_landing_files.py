@@ -4,12 +4,13 @@ by name, never crashes the run, never blocks other files, never stores a wrong v
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 
 import pytest
 
 from crm.core.errors import OperatorError
-from crm.core.storage import open_store
+from crm.core.storage import LocalStore, open_store
 from crm.ingest import FileStatus, SourceStatus, request_retry
 from models.ingest import staging
 from tests.integration.landing import batch, load_zone, manifest, quarantine, rows, warehouse_with_customers
@@ -219,3 +220,43 @@ def test_misplaced_files_are_recorded_once_with_their_reason(backend, zone, ware
     assert [s for s, c in retried.items() if c["status"] == SourceStatus.MISPLACED] == [
         "file:app_events/nested/x_2026-01-05.csv"
     ]
+
+
+class ReadCountingStore(LocalStore):
+    """The landing folder, noting which files were read (listing is free, reading the history is not)."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.reads: list[str] = []
+
+    def read_bytes(self, key: str) -> bytes:
+        self.reads.append(key)
+        return super().read_bytes(key)
+
+
+def test_a_file_whose_version_is_unchanged_is_not_read_again_and_a_touched_or_changed_one_is(backend, warehouse):
+    zone = ReadCountingStore(backend.landing_url)
+    write(zone, CSV_KEY, HEADER + app_row("e1") + "\n")
+    write(zone, JSONL_KEY, "not json\n{}\n")  # rejected: also not read again while it is unchanged
+    first = load_zone(zone, warehouse, DAY)
+    assert first[f"file:{CSV_KEY}"]["status"] == SourceStatus.LOADED and sorted(zone.reads) == sorted(
+        [CSV_KEY, JSONL_KEY]
+    )
+
+    zone.reads.clear()
+    again = load_zone(zone, warehouse, DAY)
+    assert again[f"file:{CSV_KEY}"]["status"] == SourceStatus.ALREADY_LOADED
+    assert again[f"file:{JSONL_KEY}"]["status"] == SourceStatus.ALREADY_REJECTED
+    assert zone.reads == []
+
+    path = zone.root / CSV_KEY
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9, path.stat().st_mtime_ns + 10**9))  # touched, same bytes
+    assert load_zone(zone, warehouse, DAY)[f"file:{CSV_KEY}"]["status"] == SourceStatus.ALREADY_LOADED
+    assert zone.reads == [CSV_KEY]
+    zone.reads.clear()
+    assert load_zone(zone, warehouse, DAY)[f"file:{CSV_KEY}"]["status"] == SourceStatus.ALREADY_LOADED
+    assert zone.reads == []  # the new version was remembered
+
+    write(zone, CSV_KEY, HEADER + app_row("e2") + "\n")  # same size, other bytes, a new version
+    changed = load_zone(zone, warehouse, DAY)[f"file:{CSV_KEY}"]
+    assert changed["status"] == SourceStatus.CHANGED and changed["rows_loaded"] == 1 and zone.reads == [CSV_KEY]
