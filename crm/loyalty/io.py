@@ -156,6 +156,9 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
                 entry_ids(
                     EntryKind.ACCRUAL, SourceKind.BIRTHDAY, celebrating["customer_id"].astype(str) + f":{day.year}"
                 ),
+                entry_ids(EntryKind.REDEMPTION, SourceKind.REPAYMENT, pkeys)
+                if config.repayment_redemption_limit_bp
+                else pd.Series(dtype=object),
             ]
         )
         known = _read(led, q.entries_by_id(_ids(led, eids), day))
@@ -168,7 +171,8 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
         people_table = _temp(led, "customer_id", BigInteger(), people)
         tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
         tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
-        debtors = _temp(led, "customer_id", BigInteger(), orders["customer_id"])
+        paying = payments["customer_id"] if config.repayment_redemption_limit_bp else pd.Series(dtype="int64")
+        debtors = _temp(led, "customer_id", BigInteger(), pd.concat([orders["customer_id"], paying]))
         lots = pd.concat(
             [_read(led, q.lots_before(day, debtors)), _read(led, q.lots_before(day, due_after=prev))], ignore_index=True
         )
