@@ -61,7 +61,9 @@ landing_app = typer.Typer(help="Landing files the ingestion rejected or found mi
 app.add_typer(landing_app, name="landing")
 campaigns_app = typer.Typer(help="Campaigns: the purge archive.", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
-loyalty_app = typer.Typer(help="The loyalty programme: what-if runs of changed rules.", no_args_is_help=True)
+loyalty_app = typer.Typer(
+    help="The loyalty programme: what-if runs of changed rules, operator adjustments.", no_args_is_help=True
+)
 app.add_typer(loyalty_app, name="loyalty")
 models_app = typer.Typer(help="The churn model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -315,6 +317,32 @@ def loyalty_what_if(
     if outcome["violations"]:
         typer.echo("invariants violated in the scenario: " + "; ".join(outcome["violations"]), err=True)
         raise typer.Exit(ExitCode.FINDING)
+
+
+@loyalty_app.command("adjust")
+def loyalty_adjust(
+    as_of: AsOf,
+    customer: Annotated[int, typer.Option(help="The member's customer id.")],
+    amount: Annotated[int, typer.Option(help="Minor units: > 0 credits cashback, < 0 takes it back.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the entry's rule).")],
+    reference: Annotated[str, typer.Option(help="The ticket or rule id that traces it; the same one adds nothing.")],
+) -> None:
+    """Post an operator's adjustment entry on the newest posted loyalty day (never a negative balance)."""
+    from crm.core.migrations import upgrade_warehouse
+    from crm.core.preflight import preflight
+    from crm.core.settings import warehouse_engine
+    from crm.loyalty import load_loyalty_config, post_adjustment
+
+    day = _day(as_of)
+    config = load_loyalty_config()
+    settings = preflight(source=False, landing=False)
+    engine = warehouse_engine(settings)
+    upgrade_warehouse(engine)
+    done = post_adjustment(engine, day, customer, amount, reason, reference, config)
+    what = "posted" if done.added else "already posted (nothing added)"
+    typer.echo(
+        f"adjustment {reference} {what}: entry {done.entry_id}, balance of {customer} now {done.balance_minor:,}"
+    )
 
 
 @run_app.command("dispatch")

@@ -28,7 +28,9 @@ class Audience(BaseModel):
     """Who enters: a trigger of the day, then filters on the segment snapshot and churn scores."""
 
     trigger: Trigger
-    days_after: int = Field(0, ge=0, le=3650, description="registered / abandoned / approved / repaid: days after.")
+    days_after: int = Field(
+        0, ge=0, le=3650, description="registered / app_not_authorised / abandoned / approved / repaid: days after."
+    )
     days_before: int = Field(33, ge=0, le=366, description="birthday: days before the birthday.")
     segments: list[str] = Field(default_factory=list, description="segment_entered: segments entered that day.")
     loyalty_events: list[str] = Field(default_factory=list, description="loyalty_event: event kinds.")

@@ -102,6 +102,8 @@ def trigger_audience(conn: Connection, campaign: Campaign, as_of: date, config: 
     day = as_of - timedelta(days=a.days_after)
     if a.trigger is Trigger.REGISTERED:
         return _ids(read_frame(conn, q.customers_registered_on(as_of, day)))
+    if a.trigger is Trigger.APP_NOT_AUTHORISED:
+        return _ids(read_frame(conn, q.installed_not_authorised(as_of, day)))
     if a.trigger is Trigger.APPLICATION_ABANDONED:
         return _ids(read_frame(conn, q.applications_changed_to(as_of, "abandoned", day, still=True)))
     if a.trigger is Trigger.APPLICATION_APPROVED:
@@ -322,7 +324,8 @@ def purge_candidates(conn: Connection, campaigns: Sequence[Campaign], as_of: dat
             rejected = read_frame(
                 conn, q.rejected_applicants(as_of, as_of - timedelta(days=campaign.purge.rejected_after_days))
             )
-            frames.append(rejected.assign(reason="rejected_applicant", campaign_id=campaign.id))
+            rejected = _not_restored_since(conn, rejected, as_of)
+            frames.append(rejected[["customer_id"]].assign(reason="rejected_applicant", campaign_id=campaign.id))
     if not frames:
         return pd.DataFrame(columns=["customer_id", "reason", "campaign_id"])
     out = pd.concat(frames, ignore_index=True)
@@ -330,6 +333,20 @@ def purge_candidates(conn: Connection, campaigns: Sequence[Campaign], as_of: dat
         return out
     out["customer_id"] = out["customer_id"].astype("int64")
     return out.drop_duplicates("customer_id")
+
+
+def _not_restored_since(conn: Connection, rejected: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Drop rejected applicants an operator restored after their last application: a restore is not undone by the
+    same cause the next night (a new application, rejected again, may purge them again later)."""
+    if rejected.empty:
+        return rejected
+    restored = read_frame(conn, q.restored_by(as_of))
+    if restored.empty:
+        return rejected
+    back = rejected.merge(restored, on="customer_id", how="left")
+    since = pd.to_datetime(back["restored_on"])
+    keep = since.isna() | (pd.to_datetime(back["last_applied_at"]) >= since)
+    return rejected[keep.to_numpy()]
 
 
 def purge(conn: Connection, candidates: pd.DataFrame, as_of: date, already: np.ndarray) -> tuple[int, str | None]:

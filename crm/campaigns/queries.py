@@ -27,6 +27,27 @@ def customers_registered_on(as_of: date, day: date) -> Select:
     )
 
 
+def installed_not_authorised(as_of: date, day: date) -> Select:
+    """Customers who installed the app on `day` and had not logged in (authorised) by the end of `as_of`."""
+    events = _sub("app_events", as_of, "e")
+    logins = _sub("app_events", as_of, "l")
+    logged_in = (
+        select(logins.c.customer_id)
+        .where(logins.c.customer_id == events.c.customer_id, logins.c.event_type == "login")
+        .exists()
+    )
+    return (
+        select(events.c.customer_id)
+        .where(
+            events.c.event_type == "app_install",
+            events.c.occurred_at >= start_of(day),
+            events.c.occurred_at < end_of(day),
+            ~logged_in,
+        )
+        .distinct()
+    )
+
+
 def customers_with_birthdays(as_of: date, dialect: str, month_days: Sequence[str]) -> Select:
     """Customers (not technical) whose birth date's month and day ('MM-DD') is one of `month_days`, as of the day."""
     c = _sub("customers", as_of, "c")
@@ -98,13 +119,24 @@ def inactive_since_repayment(as_of: date, days: int) -> Select:
 
 
 def rejected_applicants(as_of: date, last_before: date) -> Select:
-    """Customers whose every application was rejected, the last one created before `last_before`."""
+    """Customers whose every application was rejected, the last one (`last_applied_at`) created before `last_before`."""
     apps = _sub("loan_applications", as_of, "a")
     rejected = func.sum(case((apps.c.status == "rejected", 1), else_=0))
+    last = func.max(apps.c.created_at)
     return (
-        select(apps.c.customer_id)
+        select(apps.c.customer_id, last.label("last_applied_at"))
         .group_by(apps.c.customer_id)
-        .having(rejected == func.count(), func.max(apps.c.created_at) < start_of(last_before))
+        .having(rejected == func.count(), last < start_of(last_before))
+    )
+
+
+def restored_by(as_of: date) -> Select:
+    """Customers brought back into the active base by `as_of` (`crm campaigns restore`), with their latest restore."""
+    p = purged_customers
+    return (
+        select(p.c.customer_id, func.max(p.c.restored_on).label("restored_on"))
+        .where(p.c.restored_on.is_not(None), p.c.restored_on <= as_of)
+        .group_by(p.c.customer_id)
     )
 
 

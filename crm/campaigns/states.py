@@ -9,6 +9,7 @@ class Trigger(StrEnum):
     """What makes a customer enter a campaign on a business day."""
 
     REGISTERED = "registered"  # registered `days_after` days before
+    APP_NOT_AUTHORISED = "app_not_authorised"  # installed the app `days_after` days before, no login by the day's end
     APPLICATION_ABANDONED = "application_abandoned"  # an application turned abandoned that day
     APPLICATION_APPROVED = "application_approved"  # an application was approved that day (and not taken yet)
     FIRST_LOAN_REPAID = "first_loan_repaid"  # the customer's first loan was repaid that day

@@ -93,6 +93,13 @@ class LoyaltyConfig(BaseModel):
     expiry_days: int = Field(365, gt=0, description="Standard cashback expires this many days after posting.")
     promo_expiry_days: int = Field(30, gt=0, description="Short-lived cashback: birthday bonus and promotions.")
     redemption_limit_bp: int = Field(3_000, ge=0, le=10_000, description="Share of a purchase payable with cashback.")
+    repayment_redemption_limit_bp: int = Field(
+        0,
+        ge=0,
+        le=10_000,
+        description="Share of a loan repayment (principal or interest) payable with cashback, derived like "
+        "`redeem_at_checkout`; 0: cashback never pays repayments (set it when the back end applies it).",
+    )
     redeem_at_checkout: bool = Field(
         True,
         description="The source has no redemption field: a purchase uses the balance up to the limit (derived).",

@@ -17,15 +17,19 @@ from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String,
 from sqlalchemy.dialects import sqlite
 
 from crm.core.db import read_frame, write_frame
+from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
 from crm.loyalty.config import LoyaltyConfig
-from crm.loyalty.invariants import check_invariants
-from crm.loyalty.ledger import LOT_COLUMNS, post_day
+from crm.loyalty.invariants import LedgerInvariantViolated, check_invariants
+from crm.loyalty.ledger import LOT_COLUMNS, allocate_fifo, post_day
 from crm.loyalty.plan import day_events, qualifying_window, select_day_inputs, tier_changes
 from crm.loyalty.rules import (
+    ENTRY_COLUMNS,
     EntryKind,
     SourceKind,
     birthday_in,
+    days_after,
+    entry_id,
     entry_ids,
     qualifying_ids,
 )
@@ -152,6 +156,9 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
                 entry_ids(
                     EntryKind.ACCRUAL, SourceKind.BIRTHDAY, celebrating["customer_id"].astype(str) + f":{day.year}"
                 ),
+                entry_ids(EntryKind.REDEMPTION, SourceKind.REPAYMENT, pkeys)
+                if config.repayment_redemption_limit_bp
+                else pd.Series(dtype=object),
             ]
         )
         known = _read(led, q.entries_by_id(_ids(led, eids), day))
@@ -164,7 +171,8 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
         people_table = _temp(led, "customer_id", BigInteger(), people)
         tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
         tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
-        debtors = _temp(led, "customer_id", BigInteger(), orders["customer_id"])
+        paying = payments["customer_id"] if config.repayment_redemption_limit_bp else pd.Series(dtype="int64")
+        debtors = _temp(led, "customer_id", BigInteger(), pd.concat([orders["customer_id"], paying]))
         lots = pd.concat(
             [_read(led, q.lots_before(day, debtors)), _read(led, q.lots_before(day, due_after=prev))], ignore_index=True
         )
@@ -244,6 +252,90 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
         }
         write_frame(led, loyalty_runs, pd.DataFrame([run]), on_conflict="update")
     return result
+
+
+class AdjustmentRefused(OperatorError):
+    """An adjustment the ledger cannot take: the operator fixes the command (exit 3)."""
+
+
+@dataclass
+class Adjustment:
+    """What `post_adjustment` did."""
+
+    entry_id: str
+    added: bool
+    balance_minor: int
+
+
+def post_adjustment(
+    ledger: Engine, day: date, customer_id: int, amount_minor: int, reason: str, reference: str, config: LoyaltyConfig
+) -> Adjustment:
+    """An operator's correction: one `adjustment` entry keyed by the operator's `reference` (a ticket id).
+
+    Posted on the newest posted loyalty day, after its night (an earlier day would change what later
+    nights already consumed or expired; a later one would be read by a night that has not run yet).
+    A credit is a lot with the standard expiry; a debit consumes lots first in, first out and is
+    refused beyond the member's balance. The same reference again adds nothing (it must carry the
+    same customer and amount); its `rule` column keeps the reason.
+    """
+    if amount_minor == 0:
+        raise AdjustmentRefused("--amount: an adjustment of 0 changes nothing")
+    reference, reason = reference.strip(), reason.strip()
+    if not reference or len(reference) > 64:
+        raise AdjustmentRefused("--reference: 1 to 64 characters (a ticket or rule id that traces the adjustment)")
+    if not reason:
+        raise AdjustmentRefused("--reason: say why (kept in the entry's rule)")
+    eid = entry_id(EntryKind.ADJUSTMENT, SourceKind.RULE, reference)
+    with ledger.begin() as led:
+        newest = led.execute(q.last_run()).scalar()
+        if newest is None or pd.Timestamp(newest).date() != day:
+            raise AdjustmentRefused(
+                f"--as-of {day}: adjustments go on the newest posted loyalty day ({newest or 'none yet'}), after its night"
+            )
+        who = _temp(led, "customer_id", BigInteger(), [customer_id])
+        e_stmt, a_stmt = q.touched_entries(who)
+        entries = _read(led, e_stmt)
+        balance = int(entries["amount_minor"].sum()) if len(entries) else 0
+        same = entries[entries["entry_id"] == eid] if len(entries) else entries
+        if len(same):
+            if int(same["amount_minor"].iloc[0]) != amount_minor:
+                raise AdjustmentRefused(f"--reference {reference!r} was used for another amount")
+            return Adjustment(eid, added=False, balance_minor=balance)
+        if _read(led, select(loyalty_ledger.c.customer_id).where(loyalty_ledger.c.entry_id == eid)).shape[0]:
+            raise AdjustmentRefused(f"--reference {reference!r} was used for another customer")
+        if _read(led, q.tiers_valid_on(day, who)).empty:
+            raise AdjustmentRefused(f"--customer {customer_id}: not a member of the programme on {day}")
+        if balance + amount_minor < 0:
+            raise AdjustmentRefused(
+                f"--amount {amount_minor}: would make the balance negative (balance {balance} on {day})"
+            )
+        entry = pd.DataFrame(
+            [
+                {
+                    "entry_id": eid,
+                    "customer_id": customer_id,
+                    "as_of": day,
+                    "kind": EntryKind.ADJUSTMENT.value,
+                    "amount_minor": amount_minor,
+                    "source_kind": SourceKind.RULE.value,
+                    "source_key": reference,
+                    "expires_on": days_after(day, config.expiry_days) if amount_minor > 0 else None,
+                    "rule": f"operator adjustment: {reason}"[:128],
+                }
+            ],
+            columns=ENTRY_COLUMNS,
+        )
+        write_frame(led, loyalty_ledger, entry, on_conflict="error")
+        if amount_minor < 0:
+            lots = _read(led, q.lots_before(day + timedelta(days=1), who))
+            lots = lots[lots["remaining_minor"] > 0] if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
+            debit = pd.DataFrame({"customer_id": [customer_id], "entry_id": [eid], "amount_minor": [-amount_minor]})
+            allocations, _ = allocate_fifo(lots, debit, day)
+            write_frame(led, loyalty_allocations, allocations, on_conflict="error")
+        violations = check_invariants(_read(led, e_stmt), _read(led, a_stmt))
+        if violations:
+            raise LedgerInvariantViolated("; ".join(violations))  # the transaction rolls back
+    return Adjustment(eid, added=True, balance_minor=balance + amount_minor)
 
 
 def _write_tier_changes(conn: Connection, day: date, changes: pd.DataFrame) -> None:

@@ -53,6 +53,8 @@ class DayInputs:
     - reversals: entries of returned orders not yet reversed (entry_id, customer_id, kind, amount_minor, source_key);
     - returned_qualifying: status-account entries of returned orders (customer_id, source_key, amount_minor);
     - interest: interest payments to post (payment_id, customer_id, amount_minor, tier);
+    - repayments: loan payments (principal and interest) cashback may pay part of (payment_id, customer_id,
+      amount_minor), when `repayment_redemption_limit_bp` > 0;
     - joiners: new members (customer_id, signup_channel, welcome: bool);
     - birthdays: members celebrating today (customer_id).
     """
@@ -72,6 +74,7 @@ class DayInputs:
     interest: pd.DataFrame = field(
         default_factory=lambda: _frame(["payment_id", "customer_id", "amount_minor", "tier"])
     )
+    repayments: pd.DataFrame = field(default_factory=lambda: _frame(["payment_id", "customer_id", "amount_minor"]))
     joiners: pd.DataFrame = field(default_factory=lambda: _frame(["customer_id", "signup_channel", "welcome"]))
     birthdays: pd.DataFrame = field(default_factory=lambda: _frame(["customer_id"]))
 
@@ -230,6 +233,31 @@ def post_day(day: date, inputs: DayInputs, config: LoyaltyConfig) -> DayPosting:
             allocated, lots = allocate_fifo(lots, debits, day)
             allocations.append(allocated)
 
+    # 2b. Loan repayments: the balance pays up to its limit of each payment (after the day's purchases).
+    repayments = inputs.repayments.sort_values(["customer_id", "payment_id"], kind="mergesort").reset_index(drop=True)
+    repaid = pd.Series(dtype="int64")
+    if config.repayment_redemption_limit_bp and len(repayments):
+        amounts = repayments["amount_minor"].astype("int64")
+        limit = pd.Series(share_bp(amounts, config.repayment_redemption_limit_bp))
+        taken = greedy_take(repayments["customer_id"], limit, _balances(lots, repayments["customer_id"]))
+        repaid = pd.Series(taken, index=repayments["payment_id"].to_numpy())
+        take = taken > 0
+        if take.any():
+            redemption = _entries(
+                day,
+                repayments.loc[take, "customer_id"],
+                EntryKind.REDEMPTION,
+                -taken[take],
+                SourceKind.REPAYMENT,
+                repayments.loc[take, "payment_id"],
+                None,
+                f"loan repayment paid with cashback, at most {config.repayment_redemption_limit_bp / 100:g}% of it",
+            )
+            entries.append(redemption)
+            debits = redemption.assign(amount_minor=-redemption["amount_minor"])
+            allocated, lots = allocate_fifo(lots, debits, day)
+            allocations.append(allocated)
+
     # 3. Returned orders: refund their redemption, then claw back their cashback (up to the balance).
     rev = inputs.reversals.sort_values(["customer_id", "entry_id"], kind="mergesort").reset_index(drop=True)
     rev["amount_minor"] = rev["amount_minor"].astype("int64")
@@ -328,7 +356,8 @@ def post_day(day: date, inputs: DayInputs, config: LoyaltyConfig) -> DayPosting:
     interest = inputs.interest
     if len(interest):
         rates = tier_rates(config, interest["tier"], "interest")
-        cashback = share_bp(interest["amount_minor"], rates)
+        cash = interest["amount_minor"].astype("int64") - interest["payment_id"].map(repaid).fillna(0).astype("int64")
+        cashback = share_bp(cash, rates)  # on the part paid in cash, like a purchase
         rule = [f"interest paid {r / 100:g}% ({t})" for r, t in zip(rates, interest["tier"].fillna(""), strict=True)]
         accrual = _entries(
             day,

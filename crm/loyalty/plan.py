@@ -83,6 +83,16 @@ def select_day_inputs(
         reversals = DayInputs().reversals
         rq = DayInputs().returned_qualifying
 
+    repayments = DayInputs().repayments
+    if config.repayment_redemption_limit_bp:
+        repayments = payments[
+            payments["payment_type"].isin([PaymentType.PRINCIPAL, PaymentType.INTEREST])
+            & ~payments["customer_id"].isin(technical)
+        ]
+        redeemed = entry_ids(EntryKind.REDEMPTION, SourceKind.REPAYMENT, repayments["payment_id"].astype(str))
+        interest_posted = qualifying_ids(SourceKind.INTEREST_PAYMENT, repayments["payment_id"].astype(str))
+        repayments = repayments[~redeemed.isin(known_e) & ~interest_posted.isin(known_q)]
+        repayments = repayments[["payment_id", "customer_id", "amount_minor"]]
     payments = payments[(payments["payment_type"] == PaymentType.INTEREST) & ~payments["customer_id"].isin(technical)]
     payments = payments[~qualifying_ids(SourceKind.INTEREST_PAYMENT, payments["payment_id"].astype(str)).isin(known_q)]
     payments = payments.assign(tier=_tier_at_start(tiers, payments["customer_id"], config))
@@ -109,6 +119,7 @@ def select_day_inputs(
         reversals=reversals,
         returned_qualifying=rq,
         interest=payments[["payment_id", "customer_id", "amount_minor", "tier"]],
+        repayments=repayments,
         joiners=joiners,
         birthdays=celebrating[["customer_id"]],
     )

@@ -29,6 +29,7 @@ class SourceKind(StrEnum):
     ORDER_PROMOTION = "order_promotion"
     ORDER_RETURN = "order_return"
     INTEREST_PAYMENT = "interest_payment"
+    REPAYMENT = "loan_payment"  # a redemption: cashback paid part of a loan repayment
     SIGNUP = "signup"
     BIRTHDAY = "birthday"
     LOT = "lot"  # an expiry: the credit entry whose rest expired

@@ -2,7 +2,9 @@
 
 Checked from the stored rows, independently of the planning code: consent and unsubscribes from
 the contact history and the providers' reports, the control group from the hash, the contact
-budget from the outbox, quiet hours in the customer's zone from the phone's country code.
+budget from the outbox, quiet hours in the customer's zone from the phone's country code. The shipped
+campaigns run as they are, except that the purge takes rejected applicants after 5 days instead of 60, so
+that a month purges some customers (and one is restored with `crm campaigns restore`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from cli import app
 from crm.campaigns import (
+    Campaign,
     assign_groups,
     in_quiet_hours,
     load_campaigns,
@@ -21,7 +26,7 @@ from crm.campaigns import (
     plan_campaigns,
 )
 from crm.core.settings import warehouse_engine
-from models.campaigns import campaign_decisions, campaign_entries
+from models.campaigns import campaign_decisions, campaign_entries, purged_customers
 from models.ingest import history, staging
 from models.sending import outbox
 from tests.campaigns import plan_days, table
@@ -32,12 +37,36 @@ def _most(counts: pd.Series) -> int:
     return int(counts.max()) if len(counts) else 0
 
 
+def _shipped_with_a_quick_purge() -> list[Campaign]:
+    """The shipped campaigns; the purge's rejected applicants after 5 days (a simulated month has no 60)."""
+    campaigns = []
+    for campaign in load_campaigns():
+        if campaign.purge is not None:
+            quick = campaign.purge.model_copy(update={"rejected_after_days": 5})
+            campaign = campaign.model_copy(update={"purge": quick})
+        campaigns.append(campaign)
+    return campaigns
+
+
+def _probe(customer_id: int, days_after: int) -> Campaign:
+    """A campaign whose trigger fires for whoever registered `days_after` days before: `customer_id`, among others."""
+    return Campaign.model_validate(
+        {
+            "id": f"probe-{customer_id}",
+            "holdout_share": 0.0,
+            "audience": {"trigger": "registered", "days_after": days_after},
+            "steps": [{"day": 0, "cascade": ["push", "email", "sms"], "template_id": "probe"}],
+        }
+    )
+
+
 @pytest.mark.slow
 def test_a_month_of_planning_keeps_every_invariant(backend):
     summary = simulate_company(backend.source_url, backend.landing_url, customers=600, days=30)
     ingest_days(START, summary.last_day)
     engine = warehouse_engine()
-    plan_days(engine, START, summary.last_day)
+    campaigns = _shipped_with_a_quick_purge()
+    plan_days(engine, START, summary.last_day, campaigns=campaigns)
 
     decisions = table(engine, campaign_decisions)
     entries = table(engine, campaign_entries)
@@ -84,8 +113,9 @@ def test_a_month_of_planning_keeps_every_invariant(backend):
         assert (assign_groups(part["customer_id"], campaign_id, share) == part["group"].to_numpy()).all()
     before_entries = entries.sort_values(["campaign_id", "customer_id", "wave"], ignore_index=True)
     before_messages = set(messages["message_id"])
-    plan_campaigns(engine, summary.last_day)  # a re-run of the last day
-    plan_days(engine, START + timedelta(days=10), START + timedelta(days=15))  # a backfill in the middle
+    before_purged = table(engine, purged_customers).sort_values(["customer_id", "purged_on"], ignore_index=True)
+    plan_campaigns(engine, summary.last_day, campaigns=campaigns)  # a re-run of the last day
+    plan_days(engine, START + timedelta(days=10), START + timedelta(days=15), campaigns=campaigns)  # a backfill
     after_entries = table(engine, campaign_entries).sort_values(
         ["campaign_id", "customer_id", "wave"], ignore_index=True
     )
@@ -94,6 +124,8 @@ def test_a_month_of_planning_keeps_every_invariant(backend):
         after_entries[["campaign_id", "customer_id", "wave", "group"]],
     )
     assert set(table(engine, outbox)["message_id"]) == before_messages
+    after_purged = table(engine, purged_customers).sort_values(["customer_id", "purged_on"], ignore_index=True)
+    pd.testing.assert_frame_equal(before_purged, after_purged)
 
     # 5. nothing planned in quiet hours, in the customer's zone (+380: Kyiv)
     config = load_campaigns_config()
@@ -131,3 +163,35 @@ def test_a_month_of_planning_keeps_every_invariant(backend):
         "outranked",
     }
     assert decisions.loc[decisions["decision"] == "skipped", "message_id"].isna().all()
+
+    # 7. a purged customer is never planned; one restored with the one command enters and is planned again
+    purged = table(engine, purged_customers)
+    assert len(purged) >= 2 and purged["restored_on"].isna().all()
+    assert set(purged["reason"]) <= {"rejected_applicant", "deep_churn_no_response"}
+    while_purged = planned.merge(purged, on="customer_id")
+    assert (pd.to_datetime(while_purged["as_of"]) < pd.to_datetime(while_purged["purged_on"])).all()
+
+    day = summary.last_day + timedelta(days=1)
+    end = pd.Timestamp(day) + pd.Timedelta(days=1)
+    valid = hist[(hist["valid_from"] < end) & (hist["valid_to"].isna() | (hist["valid_to"] >= end))]
+    reachable = set(valid.loc[valid["is_consented"].astype(bool) & valid["address"].notna(), "customer_id"])
+    reachable -= set(unsub["customer_id"])
+    quiet_for_a_week = purged[pd.to_datetime(purged["purged_on"]) <= pd.Timestamp(day - timedelta(days=budget.days))]
+    restored = int(quiet_for_a_week[quiet_for_a_week["customer_id"].isin(reachable)]["customer_id"].min())
+    still_out = int(purged.loc[purged["customer_id"] != restored, "customer_id"].min())
+    registered = table(engine, staging["customers"]).set_index("customer_id")["registered_at"]
+
+    done = CliRunner().invoke(app, ["campaigns", "restore", "--as-of", day.isoformat(), "--customer", str(restored)])
+    assert done.exit_code == 0 and "restored 1 customer" in done.output, done.output
+    probes = [_probe(c, (day - pd.Timestamp(registered[c]).date()).days) for c in (restored, still_out)]
+    plan_days(engine, day, day, campaigns=[*campaigns, *probes])
+
+    now_purged = table(engine, purged_customers)
+    assert restored not in set(now_purged.loc[now_purged["restored_on"].isna(), "customer_id"])  # not purged again
+    decisions = table(engine, campaign_decisions)
+    today = decisions[pd.to_datetime(decisions["as_of"]) == pd.Timestamp(day)]
+    mine = today[(today["customer_id"] == restored) & (today["campaign_id"] == f"probe-{restored}")]
+    assert (mine["decision"] == "planned").any(), mine  # the audience says so: planned again
+    assert today[today["customer_id"] == still_out].empty  # its trigger fired too, but it is still out of the base
+    sent_after = table(engine, outbox).merge(purged[purged["customer_id"] == still_out], on="customer_id")
+    assert (pd.to_datetime(sent_after["as_of"]) < pd.to_datetime(sent_after["purged_on"])).all()

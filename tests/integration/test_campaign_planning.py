@@ -66,6 +66,74 @@ def test_a_purged_customer_is_archived_never_planned_then_restored_and_planned_a
     assert restore_customers(engine, D0 + timedelta(days=5), archive_key=key) == 1
 
 
+def test_a_restored_rejected_applicant_stays_in_the_base_until_a_new_application_is_rejected(backend, tmp_path):
+    engine = warehouse(backend.warehouse_url)
+    seed_customers(engine, [3], registered_at="2026-02-01 10:00", day=D0)
+
+    def rejected(application_id: int, created_at: str, day: date) -> None:
+        seed_entity(
+            engine,
+            "loan_applications",
+            [
+                {
+                    "application_id": application_id,
+                    "customer_id": 3,
+                    "created_at": created_at,
+                    "requested_amount_minor": 100000,
+                    "status": "rejected",
+                    "updated_at": created_at,
+                }
+            ],
+            ingested_on=day,
+        )
+
+    rejected(30, "2026-02-20 09:00", D0)
+    folder = write_campaigns(
+        tmp_path / "campaigns",
+        _campaign("deep", {"trigger": "registered"}, purge={"after_days": 60, "rejected_after_days": 5}),
+    )
+    campaigns = load_campaigns(folder)
+    plan_days(engine, D0, D0, campaigns=campaigns)
+    assert table(engine, purged_customers)["purged_on"].map(pd.Timestamp).tolist() == [pd.Timestamp(D0)]
+
+    assert restore_customers(engine, D0 + timedelta(days=1), customer_ids=[3]) == 1
+    plan_days(engine, D0 + timedelta(days=1), D0 + timedelta(days=3), campaigns=campaigns)
+    assert len(table(engine, purged_customers)) == 1  # the same old rejection does not purge a restored customer
+
+    rejected(31, "2026-03-04 09:00", D0 + timedelta(days=3))  # a new application, rejected too
+    plan_days(engine, D0 + timedelta(days=8), D0 + timedelta(days=9), campaigns=campaigns)
+    purged = table(engine, purged_customers).sort_values("purged_on")
+    assert purged["purged_on"].map(pd.Timestamp).tolist() == [pd.Timestamp(D0), pd.Timestamp(D0 + timedelta(days=9))]
+
+
+def test_the_app_not_authorised_push_goes_to_installs_of_the_day_without_a_login_by_its_end(backend):
+    engine = warehouse(backend.warehouse_url)
+    seed_customers(engine, [1, 2, 3, 4], registered_at="2026-02-28 10:00", day=D0)
+
+    def event(event_id: str, customer_id: int, kind: str, at: str) -> dict:
+        row = {"event_id": event_id, "customer_id": customer_id, "event_type": kind, "occurred_at": at}
+        return row | {"platform": "android"}
+
+    seed_entity(
+        engine,
+        "app_events",
+        [
+            event("i1", 1, "app_install", "2026-03-01 00:00"),  # installed today, never logged in
+            event("i2", 2, "app_install", "2026-03-01 12:00"),
+            event("l2", 2, "login", "2026-03-01 23:59"),  # logged in before the end of the day
+            event("i3", 3, "app_install", "2026-02-28 23:59"),  # yesterday's install
+            event("i4", 4, "app_install", "2026-03-01 23:59"),
+        ],
+        ingested_on=D0,
+    )
+    seed_entity(engine, "app_events", [event("l4", 4, "login", "2026-03-02 00:00")], ingested_on=D0 + timedelta(days=1))
+    campaigns = [c.model_copy(update={"holdout_share": 0.0}) for c in load_campaigns() if c.id == "app-not-authorised"]
+    plan_days(engine, D0, D0 + timedelta(days=1), campaigns=campaigns)
+    planned = table(engine, outbox)
+    assert sorted(planned["customer_id"]) == [1, 4] and set(planned["channel"]) == {"push"}
+    assert (pd.to_datetime(planned["as_of"]) == pd.Timestamp(D0)).all()  # once: the next morning's push
+
+
 def test_the_approval_cascade_stops_when_the_three_days_are_over(backend, tmp_path):
     engine = warehouse(backend.warehouse_url)
     seed_customers(engine, [7], registered_at="2026-02-01 10:00", day=D0)

@@ -185,6 +185,51 @@ def test_birthday_steps_are_at_0_5_and_34_days():
     assert [s.day for s in campaign.steps] == [0, 5, 34]
 
 
+def _run_chain(campaign: Campaign, reach: pd.DataFrame, budget: ContactBudget) -> list[tuple[int, str]]:
+    """The messages one treated customer who opens nothing gets, day by day through the rules: (day, channel)."""
+    sent: list[tuple[int, str]] = []
+    entries = _entries((campaign.id, 1, 1, D, "treatment"))
+    for k in range(campaign.max_days or campaign.last_day + 1):  # the entry expires on day `max_days`
+        due = due_touches(entries, schedule_frame([campaign]), D + timedelta(days=k))
+        if due.empty:
+            continue
+        window = [ch for day, ch in sent if k - budget.days < day < k]
+        used = pd.DataFrame({"customer_id": 1, "channel": window}).groupby(["customer_id", "channel"], as_index=False)
+        used = used.size().rename(columns={"size": "messages"})
+        decided = apply_budget(cascade_candidates(due, reach), used, budget)
+        sent += [(k, ch) for ch in decided.loc[decided["decision"] == "planned", "channel"]]
+    return sent
+
+
+def test_the_welcome_chain_is_domains_16_messages_in_30_days_10_email_and_6_sms():
+    # DOMAIN.md: "welcome chain starting the day after registration (BNPL: 16 messages in 30 days, 10 e-mail + 6 SMS)"
+    campaign = load_campaign_file(_shipped("welcome"))
+    assert (campaign.audience.trigger, campaign.audience.days_after) == ("registered", 1)
+    assert sum("email" in s.cascade for s in campaign.steps) == 10
+    assert sum("sms" in s.cascade for s in campaign.steps) == 6  # SMS catch-ups the day after an unopened e-mail
+    assert campaign.last_day < campaign.max_days == 30
+
+    # Through the rules with the default contact budget: every message fits (none capped), in 30 days.
+    both = reachability(
+        np.array([1]),
+        _reach(
+            [(1, "email", "a@x", True, pd.Timestamp("2026-01-01")), (1, "sms", "+1", True, pd.Timestamp("2026-01-01"))]
+        ),
+        pd.DataFrame(columns=["customer_id", "channel", "occurred_at"]),
+        ["push", "email", "sms"],
+    )
+    sent = _run_chain(campaign, both, ContactBudget())
+    assert len(sent) == 16 and max(day for day, _ in sent) < 30
+    assert sum(ch == "email" for _, ch in sent) == 10 and sum(ch == "sms" for _, ch in sent) == 6
+
+
+def test_the_app_not_authorised_catch_up_is_a_push_the_morning_after_the_install():
+    # DOMAIN.md's 15-minute chain needs intraday triggers (README): the nightly planner sends one push the next morning.
+    campaign = load_campaign_file(_shipped("app-not-authorised"))
+    assert (campaign.audience.trigger, campaign.audience.days_after) == ("app_not_authorised", 0)
+    assert [(s.day, [str(c) for c in s.cascade]) for s in campaign.steps] == [(0, ["push"])]
+
+
 # --------------------------------------------------------------------------- quiet hours in the customer's zone
 
 

@@ -333,3 +333,54 @@ def test_events_for_campaigns_one_per_member_and_kind():
     assert got[(3, "joined")][0] == "offline"
     assert got[(1, "cashback_expiring")] == (str(day(30)), 15)
     assert (4, "cashback_expiring") not in got and (3, "tier_changed") not in got
+
+
+# --------------------------------------------------------------------------- cashback paying loan repayments
+
+REPAYING = CONFIG.model_copy(update={"repayment_redemption_limit_bp": 5_000})
+
+
+def payment(payment_id: int, customer_id: int, amount: int, kind: str = "principal") -> pd.DataFrame:
+    return pd.DataFrame(
+        {"payment_id": [payment_id], "customer_id": [customer_id], "amount_minor": [amount], "payment_type": [kind]}
+    )
+
+
+def test_cashback_pays_a_repayment_up_to_its_limit_and_never_beyond_the_balance():
+    p = joined((1, "online"), (2, "offline"), config=REPAYING)  # balances 10,000 and 5,000
+    p.run_day(day(1), payments=pd.concat([payment(70, 1, 20_001), payment(71, 2, 20_000)]))
+    red = entries(p, "redemption").set_index("source_key")
+    assert red.loc["70", "amount_minor"] == -10_000  # 50% of 20,001 = 10,000 (rounded down): the limit and the balance
+    assert red.loc["71", "amount_minor"] == -5_000  # the limit is 10,000, the balance 5,000
+    assert set(red["source_kind"]) == {"loan_payment"} and p.balance(1) == 0 and p.balance(2) == 0
+    p.run_day(day(2), payments=payment(72, 1, 1_000))  # nothing left: nothing redeemed, never negative
+    assert "72" not in set(entries(p, "redemption")["source_key"])
+    assert check_invariants(p.entries, p.allocations) == []
+
+
+def test_a_repayment_redemption_comes_after_the_days_purchases_and_interest_cashback_is_on_the_cash_part():
+    p = joined((1, "online"), config=REPAYING)  # 10,000
+    p.run_day(day(1), orders=order(10, 1, 20_000), payments=payment(80, 1, 10_000, "interest"))
+    red = entries(p, "redemption").set_index("source_key")["amount_minor"]
+    assert red["10"] == -6_000 and red["80"] == -4_000  # the purchase first (30%), the rest to the interest (<= 50%)
+    accrual = entries(p, "accrual").set_index(["source_kind", "source_key"])["amount_minor"]
+    assert accrual["interest_payment", "80"] == (10_000 - 4_000) * 300 // 10_000
+    status = p.qualifying.set_index("source_key")["amount_minor"]
+    assert status["80"] == 10_000  # the tier still counts 100% of the interest paid
+
+
+def test_repayments_are_never_paid_with_cashback_by_default_nor_twice_on_a_rerun():
+    p = joined((1, "online"))
+    p.run_day(day(1), payments=payment(90, 1, 20_000))
+    assert entries(p, "redemption").empty and p.balance(1) == 10_000
+    q = joined((1, "online"), config=REPAYING)
+    q.run_day(day(1), payments=payment(90, 1, 4_000))
+    q.run_day(day(1), payments=payment(90, 1, 4_000))  # a re-run of the day
+    assert entries(q, "redemption")["amount_minor"].tolist() == [-2_000]
+    assert check_invariants(q.entries, q.allocations) == []
+
+
+def test_cashback_expiring_on_the_day_of_a_repayment_expires_first():
+    p = joined((1, "online"), config=REPAYING)  # 10,000 expiring on day 10
+    p.run_day(day(10), payments=payment(95, 1, 20_000))
+    assert entries(p, "redemption").empty and entries(p, "expiry")["amount_minor"].tolist() == [-10_000]
