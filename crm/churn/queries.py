@@ -149,7 +149,10 @@ def kind_aggregates(
     if kind in TIME_COLUMN:
         stmt = stmt.where(cols[TIME_COLUMN[kind]] < end_of(as_of))
     aggregates = [_measure(cols, kind, m, as_of, config) for m in measures(config)[kind]]
-    return stmt.with_only_columns(cols.customer_id, *aggregates).group_by(cols.customer_id)
+    # Over the whole population, group on an expression: SQLite then reads the table in order and
+    # sorts, instead of walking the customer_id index with one table lookup per row (3-4x slower).
+    key = cols.customer_id if lo is not None else (cols.customer_id + 0)
+    return stmt.with_only_columns(key.label("customer_id"), *aggregates).group_by(key)
 
 
 def customers_rows(as_of: date, lo: int | None = None, hi: int | None = None) -> Select:
