@@ -80,7 +80,7 @@ def test_train_score_on_threads_and_on_dask_then_refuse_a_tampered_champion(sqli
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_train_then_score_on_postgresql_and_rescoring_a_day_gives_the_same_scores(backend, tmp_path, monkeypatch):
-    last = simulate_history(customers=400, register_days=20, days=130)
+    last = simulate_history(customers=400, register_days=20, days=110)
     ingest_every(START + timedelta(days=14), last, 15)
     config_dir = tmp_path / "config"
     write_config(config_dir)
