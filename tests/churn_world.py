@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from crm.churn import ChurnConfig, compute_features, customer_ranges, read_frames, score_range
+from crm.churn import ChurnConfig, compute_features, customer_ranges, read_features, read_frames, score_range
 from crm.core.contracts import SOURCE_ENTITIES
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, make_engine, source_engine, warehouse_engine
@@ -46,14 +46,17 @@ def ingest_every(first: date, last: date, step: int, *, landing: bool = True) ->
                 load_landing_file(zone, warehouse, landing_file, day)
 
 
-def all_features(as_of: date, config: ChurnConfig) -> pd.DataFrame:
-    """Every customer's features on `as_of`, in customer order."""
+def all_features(as_of: date, config: ChurnConfig, *, from_rows: bool = False) -> pd.DataFrame:
+    """Every customer's features on `as_of`, in customer order: aggregated in the warehouse per chunk (as
+    scoring does), or with `from_rows` from the chunk's rows in pandas (the reference)."""
     engine = warehouse_engine()
     with engine.connect() as conn:
         parts = [
             compute_features(
                 read_frames(conn, as_of, lo, hi, events_days=config.features.windows_days[-1]), as_of, config
             )
+            if from_rows
+            else read_features(conn, as_of, config, lo, hi)
             for lo, hi in customer_ranges(conn, as_of, config.scoring.chunk_customers)
         ]
     return pd.concat(parts).sort_index()

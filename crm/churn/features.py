@@ -86,30 +86,6 @@ def _days(ref: pd.Timestamp, times: pd.Series) -> pd.Series:
     return (ref - pd.to_datetime(times)) / pd.Timedelta(days=1)
 
 
-def _by_customer(values: pd.Series, ids: pd.Series, how: str) -> pd.Series:
-    return getattr(values.groupby(ids.to_numpy()), how)()
-
-
-def _window_features(
-    out: pd.DataFrame, ids: pd.Series, age: pd.Series, windows: list[int], name: str, amount: pd.Series | None = None
-) -> None:
-    """n_<name>_<w>d (and <name>_amount_<w>d) for each window, into `out` (0 when none)."""
-    for w in windows:
-        inside = (age >= 0) & (age < w)
-        out[f"n_{name}_{w}d"] = _by_customer(inside.astype(np.int64), ids, "sum")
-        if amount is not None:
-            out[f"{name}_amount_{w}d"] = _by_customer(amount.where(inside, 0).astype(float), ids, "sum")
-
-
-def _gap_features(out: pd.DataFrame, ids: pd.Series, age: pd.Series, name: str) -> None:
-    """Count, recency and mean gap between events (days) of one kind."""
-    grouped = age.groupby(ids.to_numpy())
-    count, newest, oldest = grouped.count(), grouped.min(), grouped.max()
-    out[f"n_{name}_total"] = count
-    out[f"days_since_last_{name}"] = newest
-    out[f"mean_gap_{name}_days"] = ((oldest - newest) / (count - 1)).where(count > 1)
-
-
 def _is_count(name: str) -> bool:
     """Counts and sums are 0 for a customer without rows; recencies, gaps and shares stay unknown (NaN)."""
     return (
@@ -120,169 +96,355 @@ def _is_count(name: str) -> bool:
     )
 
 
-def compute_features(frames: Frames, as_of: date, config: ChurnConfig) -> pd.DataFrame:
-    """Features and eligibility of every (non-technical) customer in `frames`, known at the end of `as_of`.
+# ----------------------------------------------------------------------------- per-customer aggregates
+# The features are computed in two steps: per-customer aggregates of each data kind (counts per
+# window, sums, first and last times, ...), then the features from those aggregates. The
+# aggregates are declared once here (`measures`) and evaluated either in SQL in the warehouse
+# (`queries.kind_aggregates`: one GROUP BY per kind, the path of training and scoring) or in
+# pandas over row frames (`aggregate_frames`: hand-built frames in tests); the features
+# themselves (`features_from_aggregates`) are one function for both.
 
-    Index: customer_id. Columns: `is_eligible` and the features of `feature_names(config)`
-    (float; counts are 0 and recencies NaN where a customer has no rows of a kind).
+
+@dataclass(frozen=True)
+class Measure:
+    """One aggregate per customer over the rows of a kind known at the end of the day.
+
+    `how` is count, sum, min or max; `value` a column or a derived value (`late_days`,
+    `tier_rank`); `within` keeps rows dated after `ref - within` days; `when` names the row
+    conditions: "column=value", "column in a|b", or a derived one (`early`, `late_known`,
+    `closed_known`).
     """
+
+    name: str
+    how: str
+    value: str | None = None
+    within: int | None = None
+    when: tuple[str, ...] = ()
+
+
+def activity_windows(config: ChurnConfig) -> list[int]:
+    """Windows counted for every activity kind: the feature windows and the trend's two periods."""
+    t = config.features.trend_days
+    return sorted(set(config.features.windows_days) | {t, 2 * t})
+
+
+def short_windows(config: ChurnConfig) -> list[int]:
+    """Windows of the app events (at most 90 days)."""
+    windows = config.features.windows_days
+    return [w for w in windows if w <= 90] or windows[:1]
+
+
+def measures(config: ChurnConfig) -> dict[str, list[Measure]]:
+    """The aggregates each data kind (but customers) needs, per customer."""
+    windows = config.features.windows_days
+    e = config.eligibility
+
+    def dated(kind: str, amount: str | None = None) -> list[Measure]:
+        time = TIME_COLUMNS[kind]
+        out = [Measure(f"n_{w}", "count", within=w) for w in activity_windows(config)]
+        if amount:
+            out += [Measure(f"amount_{w}", "sum", amount, within=w) for w in windows]
+        return [*out, Measure("n_total", "count"), Measure("first_at", "min", time), Measure("last_at", "max", time)]
+
+    def status(*values: str) -> str:
+        return "status in " + "|".join(values)
+
+    return {
+        "loans": [
+            *dated("loans", "principal_minor"),
+            Measure("n_open", "count", when=(status(*OPEN_LOAN),)),
+            Measure("n_overdue", "count", when=(status(str(LoanStatus.OVERDUE)),)),
+            Measure("n_written_off", "count", when=(status(str(LoanStatus.WRITTEN_OFF)),)),
+            Measure("n_repaid", "count", when=(status(str(LoanStatus.REPAID)),)),
+            Measure("last_repaid_at", "max", "closed_at", when=(status(str(LoanStatus.REPAID)), "closed_known")),
+            Measure("late_max", "max", "late_days", when=("late_known",)),
+            Measure("late_sum", "sum", "late_days", when=("late_known",)),
+            Measure("late_n", "count", when=("late_known",)),
+            Measure("n_early", "count", when=("early",)),
+        ],
+        "payments": [
+            Measure("interest_total", "sum", "amount_minor", when=(f"payment_type={PaymentType.INTEREST}",)),
+            Measure(
+                "interest_longest",
+                "sum",
+                "amount_minor",
+                within=windows[-1],
+                when=(f"payment_type={PaymentType.INTEREST}",),
+            ),
+            Measure("n_90", "count", within=90),
+        ],
+        "loan_applications": [
+            *dated("loan_applications"),
+            Measure("n_rejected", "count", when=("status=rejected",)),
+            Measure("n_abandoned", "count", when=("status=abandoned",)),
+        ],
+        "orders": [
+            *dated("orders", "amount_minor"),
+            Measure("n_returned", "count", when=(f"status={OrderStatus.RETURNED}",)),
+            Measure("amount_total", "sum", "amount_minor"),
+            Measure(
+                "n_completed_active", "count", within=e.retail_active_days, when=(f"status={OrderStatus.COMPLETED}",)
+            ),
+        ],
+        "app_events": [
+            *[Measure(f"n_{w}", "count", within=w) for w in short_windows(config)],
+            Measure("last_at", "max", "occurred_at"),
+        ],
+        "message_events": [
+            m
+            for ch in CHANNELS
+            for m in (
+                *[
+                    Measure(
+                        f"{event}_{ch}",
+                        "count",
+                        within=config.features.engagement_days,
+                        when=(f"channel={ch}", f"event_type={event}"),
+                    )
+                    for event in ("delivered", "opened", "clicked")
+                ],
+                Measure(f"unsubscribed_{ch}", "count", when=(f"channel={ch}", "event_type=unsubscribed")),
+            )
+        ],
+        "loyalty": [Measure("tier_rank", "max", "tier_rank")],
+    }
+
+
+def split_condition(condition: str) -> tuple[str, list[str]]:
+    """("column", [values]) of "column=value" or "column in a|b"."""
+    if " in " in condition:
+        column, values = condition.split(" in ", 1)
+        return column, values.split("|")
+    column, value = condition.split("=", 1)
+    return column, [value]
+
+
+def _late_days(frame: pd.DataFrame, ref: pd.Timestamp) -> pd.Series:
+    """Days a loan was (repaid) or is (open, at the end of the day) past its due date, 0 if not late; NaN otherwise."""
+    status = frame["status"].astype(str)
+    due = pd.to_datetime(frame["due_on"])
+    closed = pd.to_datetime(frame["closed_at"])
+    late = np.where(
+        status == str(LoanStatus.REPAID),
+        (closed.dt.normalize() - due) / pd.Timedelta(days=1),
+        np.where(status.isin(OPEN_LOAN), (ref.normalize() - pd.Timedelta(days=1) - due) / pd.Timedelta(days=1), np.nan),
+    )
+    return pd.Series(late, index=frame.index).clip(lower=0)
+
+
+def _frame_condition(frame: pd.DataFrame, condition: str, ref: pd.Timestamp) -> pd.Series:
+    if condition == "late_known":
+        status = frame["status"].astype(str)
+        repaid = (status == str(LoanStatus.REPAID)) & pd.to_datetime(frame["closed_at"]).notna()
+        return repaid | status.isin(OPEN_LOAN)
+    if condition == "closed_known":
+        return pd.to_datetime(frame["closed_at"]) < ref
+    if condition == "early":
+        repaid = frame["status"].astype(str) == str(LoanStatus.REPAID)
+        return repaid & (pd.to_datetime(frame["closed_at"]).dt.normalize() < pd.to_datetime(frame["due_on"]))
+    column, values = split_condition(condition)
+    return frame[column].astype(str).isin(values)
+
+
+def aggregate_frames(frames: Frames, as_of: date, config: ChurnConfig) -> dict[str, pd.DataFrame]:
+    """The `measures` of each kind from row frames (pandas; the warehouse computes the same in SQL)."""
     ref = pd.Timestamp(end_of(as_of))
     frames = frames.known_by(ref)
+    out = {}
+    for kind, kind_measures in measures(config).items():
+        frame = frames[kind]
+        if not len(frame):
+            continue
+        ids = frame["customer_id"].astype("int64").to_numpy()
+        time = TIME_COLUMNS.get(kind)
+        at = pd.to_datetime(frame[time]) if time else None
+        derived = {"late_days": _late_days(frame, ref)} if kind == "loans" else {}
+        if kind == "loyalty":
+            rank = {name: i + 1 for i, name in enumerate(config.features.loyalty_tiers)}
+            derived["tier_rank"] = frame["tier"].map(rank).astype(float)
+        block = pd.DataFrame(index=pd.Index(np.unique(ids), name="customer_id"))
+        for m in kind_measures:
+            keep = pd.Series(True, index=frame.index)
+            if m.within is not None:
+                keep &= at > ref - pd.Timedelta(days=m.within)
+            for condition in m.when:
+                keep &= _frame_condition(frame, condition, ref)
+            if m.how == "count":
+                block[m.name] = keep.astype(np.int64).groupby(ids).sum().astype(float)
+            else:
+                value = derived[m.value] if m.value in derived else frame[m.value]
+                if m.how == "sum":
+                    block[m.name] = value.astype(float).where(keep, 0).groupby(ids).sum()
+                else:
+                    block[m.name] = getattr(value.where(keep).groupby(ids), m.how)()
+        out[kind] = block
+    return out
+
+
+def compute_features(frames: Frames, as_of: date, config: ChurnConfig) -> pd.DataFrame:
+    """Features and eligibility of every (non-technical) customer in `frames` (rows), known at the end of `as_of`.
+
+    The warehouse path (`io.read_features`) computes the same aggregates in SQL; this one is for row frames.
+    """
+    ref = pd.Timestamp(end_of(as_of))
+    customers = frames.known_by(ref)["customers"]
+    return features_from_aggregates(customers, aggregate_frames(frames, as_of, config), as_of, config)
+
+
+def features_from_aggregates(
+    customers: pd.DataFrame, aggregates: dict[str, pd.DataFrame], as_of: date, config: ChurnConfig
+) -> pd.DataFrame:
+    """Features and eligibility of every (non-technical) customer from the per-customer aggregates of each kind.
+
+    Index: customer_id. Columns: `is_eligible` and the features of `feature_names(config)`
+    (float32; counts are 0 and recencies NaN where a customer has no rows of a kind).
+    """
+    ref = pd.Timestamp(end_of(as_of))
     windows = config.features.windows_days
-    customers = frames["customers"]
     customers = customers[~customers["is_technical"].astype(bool)] if len(customers) else customers
     index = pd.Index(customers["customer_id"].astype("int64").to_numpy(), name="customer_id")
     out = pd.DataFrame(index=index)
     out["tenure_days"] = _days(ref, customers["registered_at"]).to_numpy() if len(customers) else []
     out["is_online_signup"] = (customers["signup_channel"] == "online").astype(float).to_numpy()
 
-    parts: dict[str, pd.Series] = {}
+    def agg(kind: str) -> pd.DataFrame:
+        frame = aggregates.get(kind)
+        if frame is None:
+            frame = pd.DataFrame({m.name: pd.Series(dtype=float) for m in measures(config)[kind]})
+            frame.index = pd.Index([], dtype="int64", name="customer_id")
+        return frame
 
-    def put(name: str, values: pd.Series) -> None:
-        parts[name] = values
+    def since(times: pd.Series) -> pd.Series:
+        return _days(ref, times)
 
-    def block(ids: pd.Series | None = None) -> pd.DataFrame:
-        values = np.unique(ids.to_numpy()) if ids is not None else np.array([], dtype=np.int64)
-        return pd.DataFrame(index=pd.Index(values, dtype="int64"))
+    def ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+        return (num.astype(float) / den.astype(float)).where(den > 0)
 
-    # Loans: frequency, amounts, gaps, behaviour (days late, early repayment, open and overdue loans).
-    loans = frames["loans"]
-    b = block()
-    if len(loans):
-        ids = loans["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, loans["issued_at"])
-        _window_features(b, ids, age, windows, "loans", loans["principal_minor"].astype(float))
-        _gap_features(b, ids, age, "loans")
-        status = loans["status"].astype(str)
-        due = pd.to_datetime(loans["due_on"])
-        closed = pd.to_datetime(loans["closed_at"])
-        repaid = status == str(LoanStatus.REPAID)
-        b["has_open_loan"] = _by_customer(status.isin(OPEN_LOAN).astype(float), ids, "max")
-        b["n_overdue_loans"] = _by_customer((status == str(LoanStatus.OVERDUE)).astype(np.int64), ids, "sum")
-        b["n_written_off_loans"] = _by_customer((status == str(LoanStatus.WRITTEN_OFF)).astype(np.int64), ids, "sum")
-        b["n_repaid_loans"] = _by_customer(repaid.astype(np.int64), ids, "sum")
-        b["days_since_last_repayment"] = _by_customer(_days(ref, closed.where(repaid)), ids, "min")
-        late = np.where(
-            repaid,
-            (closed.dt.normalize() - due) / pd.Timedelta(days=1),
-            np.where(
-                status.isin(OPEN_LOAN), (ref.normalize() - pd.Timedelta(days=1) - due) / pd.Timedelta(days=1), np.nan
-            ),
-        )
-        late = pd.Series(late, index=loans.index).clip(lower=0)
-        b["max_days_late"] = _by_customer(late, ids, "max")
-        b["mean_days_late"] = _by_customer(late, ids, "mean")
-        early = (repaid & (closed.dt.normalize() < due)).astype(float)
-        b["early_repayment_share"] = _by_customer(early.where(repaid), ids, "mean")
-    put("loans", b)
+    def dated(b: pd.DataFrame, a: pd.DataFrame, name: str, amount: bool = False, ws=windows) -> None:
+        for w in ws:
+            b[f"n_{name}_{w}d"] = a[f"n_{w}"]
+            if amount:
+                b[f"{name}_amount_{w}d"] = a[f"amount_{w}"]
 
-    payments = frames["payments"]
-    b = block()
-    if len(payments):
-        ids = payments["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, payments["paid_at"])
-        interest = (payments["payment_type"].astype(str) == str(PaymentType.INTEREST)) & (age >= 0)
-        amount = payments["amount_minor"].astype(float)
-        b["interest_paid_total"] = _by_customer(amount.where(interest, 0), ids, "sum")
-        longest = windows[-1]
-        b[f"interest_paid_{longest}d"] = _by_customer(amount.where(interest & (age < longest), 0), ids, "sum")
-        b["n_payments_90d"] = _by_customer(((age >= 0) & (age < 90)).astype(np.int64), ids, "sum")
-    put("payments", b)
+    def gaps(b: pd.DataFrame, a: pd.DataFrame, name: str) -> None:
+        count = a["n_total"].astype(float)
+        b[f"n_{name}_total"] = count
+        b[f"days_since_last_{name}"] = since(a["last_at"])
+        span = (pd.to_datetime(a["last_at"]) - pd.to_datetime(a["first_at"])) / pd.Timedelta(days=1)
+        b[f"mean_gap_{name}_days"] = (span / (count - 1)).where(count > 1)
 
-    apps = frames["loan_applications"]
-    b = block()
-    if len(apps):
-        ids = apps["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, apps["created_at"])
-        _window_features(b, ids, age, windows, "applications")
-        _gap_features(b, ids, age, "applications")
-        status = apps["status"].astype(str)
-        b["n_rejected_applications"] = _by_customer((status == "rejected").astype(np.int64), ids, "sum")
-        b["n_abandoned_applications"] = _by_customer((status == "abandoned").astype(np.int64), ids, "sum")
-    put("loan_applications", b)
+    parts: dict[str, pd.DataFrame] = {}
+    a = agg("loans")
+    b = pd.DataFrame(index=a.index)
+    dated(b, a, "loans", amount=True)
+    gaps(b, a, "loans")
+    b["has_open_loan"] = (a["n_open"] > 0).astype(float)
+    b["n_overdue_loans"] = a["n_overdue"]
+    b["n_written_off_loans"] = a["n_written_off"]
+    b["n_repaid_loans"] = a["n_repaid"]
+    b["days_since_last_repayment"] = since(a["last_repaid_at"])
+    b["max_days_late"] = a["late_max"].astype(float)
+    b["mean_days_late"] = ratio(a["late_sum"], a["late_n"])
+    b["early_repayment_share"] = ratio(a["n_early"], a["n_repaid"])
+    parts["loans"] = b
 
-    orders = frames["orders"]
-    b = block()
-    if len(orders):
-        ids = orders["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, orders["ordered_at"])
-        amount = orders["amount_minor"].astype(float)
-        _window_features(b, ids, age, windows, "orders", amount)
-        _gap_features(b, ids, age, "orders")
-        returned = orders["status"].astype(str) == str(OrderStatus.RETURNED)
-        b["n_returned_orders"] = _by_customer(returned.astype(np.int64), ids, "sum")
-        b["mean_order_amount"] = _by_customer(amount, ids, "mean")
-    put("orders", b)
+    a = agg("payments")
+    b = pd.DataFrame(index=a.index)
+    b["interest_paid_total"] = a["interest_total"]
+    b[f"interest_paid_{windows[-1]}d"] = a["interest_longest"]
+    b["n_payments_90d"] = a["n_90"]
+    parts["payments"] = b
 
-    events = frames["app_events"]
-    b = block()
-    if len(events):
-        ids = events["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, events["occurred_at"])
-        _window_features(b, ids, age, [w for w in windows if w <= 90] or windows[:1], "app_events")
-        b["days_since_last_app_event"] = _by_customer(age, ids, "min")
-    put("app_events", b)
+    a = agg("loan_applications")
+    b = pd.DataFrame(index=a.index)
+    dated(b, a, "applications")
+    gaps(b, a, "applications")
+    b["n_rejected_applications"] = a["n_rejected"]
+    b["n_abandoned_applications"] = a["n_abandoned"]
+    parts["loan_applications"] = b
 
-    messages = frames["message_events"]
-    b = block()
-    if len(messages):
-        ids = messages["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, messages["occurred_at"])
-        recent = (age >= 0) & (age < config.features.engagement_days)
-        kind = messages["event_type"].astype(str)
-        channel = messages["channel"].astype(str)
-        for ch in CHANNELS:
-            on = channel == ch
-            for event in ("delivered", "opened", "clicked"):
-                b[f"{event}_{ch}_recent"] = _by_customer((on & recent & (kind == event)).astype(np.int64), ids, "sum")
-            b[f"unsubscribed_{ch}"] = _by_customer((on & (kind == "unsubscribed")).astype(float), ids, "max")
-    put("message_events", b)
+    a = agg("orders")
+    b = pd.DataFrame(index=a.index)
+    dated(b, a, "orders", amount=True)
+    gaps(b, a, "orders")
+    b["n_returned_orders"] = a["n_returned"]
+    b["mean_order_amount"] = ratio(a["amount_total"], a["n_total"])
+    parts["orders"] = b
 
-    loyalty = frames["loyalty"]
-    b = block()
-    if len(loyalty):
-        rank = {name: i + 1 for i, name in enumerate(config.features.loyalty_tiers)}
-        ids = loyalty["customer_id"].astype("int64")
-        b = block(ids)
-        b["loyalty_tier_rank"] = _by_customer(loyalty["tier"].map(rank).astype(float), ids, "max")
-    put("loyalty", b)
+    a = agg("app_events")
+    b = pd.DataFrame(index=a.index)
+    dated(b, a, "app_events", ws=short_windows(config))
+    b["days_since_last_app_event"] = since(a["last_at"])
+    parts["app_events"] = b
 
-    # Any counted activity: recency (the baseline's one feature), windows and trend.
-    times = [
-        frames[kind][["customer_id", column]].rename(columns={column: "at"})
-        for kind, column in ACTIVITY_SOURCES.values()
-        if len(frames[kind])
-    ]
-    b = block()
-    if times:
-        activity = pd.concat(times, ignore_index=True)
-        ids = activity["customer_id"].astype("int64")
-        b = block(ids)
-        age = _days(ref, activity["at"])
-        _window_features(b, ids, age, windows, "activity")
-        b[RECENCY_FEATURE] = _by_customer(age.where(age >= 0), ids, "min")
+    a = agg("message_events")
+    b = pd.DataFrame(index=a.index)
+    for ch in CHANNELS:
+        for event in ("delivered", "opened", "clicked"):
+            b[f"{event}_{ch}_recent"] = a[f"{event}_{ch}"]
+        b[f"unsubscribed_{ch}"] = (a[f"unsubscribed_{ch}"] > 0).astype(float)
+    parts["message_events"] = b
+
+    a = agg("loyalty")
+    b = pd.DataFrame(index=a.index)
+    b["loyalty_tier_rank"] = a["tier_rank"].astype(float)
+    parts["loyalty"] = b
+
+    # Any counted activity (loans, applications, orders): recency (the baseline's one feature), windows and trend.
+    kinds = [agg(kind) for kind, _ in ACTIVITY_SOURCES.values()]
+    ids = pd.Index(np.unique(np.concatenate([k.index.to_numpy(dtype=np.int64) for k in kinds])), name="customer_id")
+    b = pd.DataFrame(index=ids)
+    if len(ids):
+        aligned = [k.reindex(ids) for k in kinds]
+
+        def total(column: str) -> pd.Series:
+            return sum(k[column].astype(float).fillna(0) for k in aligned)
+
+        for w in windows:
+            b[f"n_activity_{w}d"] = total(f"n_{w}")
+        last = pd.concat([pd.to_datetime(k["last_at"]) for k in aligned], axis=1).max(axis=1)
+        b[RECENCY_FEATURE] = since(last)
         t = config.features.trend_days
-        last = ((age >= 0) & (age < t)).astype(np.int64)
-        before = ((age >= t) & (age < 2 * t)).astype(np.int64)
-        b["activity_trend"] = _by_customer(last - before, ids, "sum")
-    put("activity", b)
+        b["activity_trend"] = 2 * total(f"n_{t}") - total(f"n_{2 * t}")
+    parts["activity"] = b
 
-    kinds = feature_kinds(config)
+    feature_kind = feature_kinds(config)
+    names = feature_names(config)
     for kind, b in parts.items():
-        expected = [n for n in feature_names(config) if kinds[n] == kind]
+        expected = [n for n in names if feature_kind[n] == kind]
         b = b.reindex(index=out.index, columns=expected)
         counts = [c for c in expected if _is_count(c)]
-        b[counts] = b[counts].fillna(0)
+        b[counts] = b[counts].astype(float).fillna(0)
         out = out.join(b)
 
-    out["is_eligible"] = eligible(frames, as_of, config).reindex(out.index, fill_value=False).to_numpy()
+    out["is_eligible"] = (
+        eligible_from_aggregates(aggregates, as_of, config).reindex(out.index, fill_value=False).to_numpy()
+    )
     return out.astype({c: "float32" for c in out.columns if c != "is_eligible"})
+
+
+def eligible_from_aggregates(aggregates: dict[str, pd.DataFrame], as_of: date, config: ChurnConfig) -> pd.Series:
+    """Customers scored on `as_of` (True per customer_id): borrowers holding a loan, active repeat, active retail."""
+    e = config.eligibility
+    ref = pd.Timestamp(end_of(as_of))
+    chosen: list[np.ndarray] = []
+    loans = aggregates.get("loans")
+    if loans is not None and len(loans):
+        if e.borrowers_with_open_loan:
+            chosen.append(loans.index[loans["n_open"] > 0].to_numpy())
+        if e.active_repeat:
+            age = _days(ref, loans["last_repaid_at"])
+            chosen.append(loans.index[(age >= 0) & (age <= e.pre_churn_days)].to_numpy())
+    orders = aggregates.get("orders")
+    if e.retail and orders is not None and len(orders):
+        chosen.append(orders.index[orders["n_completed_active"] > 0].to_numpy())
+    ids = np.unique(np.concatenate(chosen)).astype(np.int64) if chosen else np.array([], dtype=np.int64)
+    return pd.Series(True, index=pd.Index(ids, name="customer_id"), dtype=bool)
+
+
+def eligible(frames: Frames, as_of: date, config: ChurnConfig) -> pd.Series:
+    """Customers scored on `as_of` (True per customer_id), from row frames."""
+    return eligible_from_aggregates(aggregate_frames(frames, as_of, config), as_of, config)
 
 
 def feature_kinds(config: ChurnConfig) -> dict[str, str]:
@@ -352,33 +514,6 @@ def features_for_kinds(config: ChurnConfig, kinds: set[str]) -> list[str]:
     return [name for name, kind in feature_kinds(config).items() if kind in present]
 
 
-def eligible(frames: Frames, as_of: date, config: ChurnConfig) -> pd.Series:
-    """Customers scored on `as_of` (True per customer_id): borrowers holding a loan, active repeat, active retail."""
-    e = config.eligibility
-    ref = pd.Timestamp(end_of(as_of))
-    chosen: list[pd.Index] = []
-    loans = frames["loans"]
-    if len(loans):
-        status = loans["status"].astype(str)
-        ids = loans["customer_id"].astype("int64")
-        if e.borrowers_with_open_loan:
-            chosen.append(pd.Index(ids[status.isin(OPEN_LOAN)].unique()))
-        if e.active_repeat:
-            repaid_age = _days(ref, loans["closed_at"]).where(status == str(LoanStatus.REPAID))
-            chosen.append(pd.Index(ids[(repaid_age >= 0) & (repaid_age <= e.pre_churn_days)].unique()))
-    orders = frames["orders"]
-    if e.retail and len(orders):
-        age = _days(ref, orders["ordered_at"])
-        completed = orders["status"].astype(str) == str(OrderStatus.COMPLETED)
-        chosen.append(
-            pd.Index(
-                orders["customer_id"].astype("int64")[completed & (age >= 0) & (age < e.retail_active_days)].unique()
-            )
-        )
-    ids = chosen[0].append(chosen[1:]).unique() if chosen else pd.Index([], dtype="int64")
-    return pd.Series(True, index=ids, dtype=bool)
-
-
 def compute_labels(activity: Frames, snapshot: date, config: ChurnConfig, customer_ids: pd.Index) -> pd.Series:
     """1 = churned: no counted activity in the `horizon_days` after the end of `snapshot` (0 otherwise)."""
     start = pd.Timestamp(end_of(snapshot))
@@ -391,7 +526,12 @@ def compute_labels(activity: Frames, snapshot: date, config: ChurnConfig, custom
             at = pd.to_datetime(frame[column])
             came_back.append(frame["customer_id"].astype("int64")[(at >= start) & (at < stop)].to_numpy())
     back = np.unique(np.concatenate(came_back)) if came_back else np.array([], dtype=np.int64)
-    return pd.Series((~customer_ids.isin(back)).astype(np.int8), index=customer_ids, name="churned")
+    return labels_from_returning(back, customer_ids)
+
+
+def labels_from_returning(returned: np.ndarray, customer_ids: pd.Index) -> pd.Series:
+    """1 = churned for the customers not among those who `returned` within the horizon (0 otherwise)."""
+    return pd.Series((~customer_ids.isin(returned)).astype(np.int8), index=customer_ids, name="churned")
 
 
 def label_known_by(snapshot: date, config: ChurnConfig) -> date:

@@ -9,7 +9,8 @@ import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from crm.churn import queries
-from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames
+from crm.churn.config import ChurnConfig
+from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames, features_from_aggregates, measures
 from crm.core.dates import end_of
 from crm.core.db import write_frame
 from models.churn import churn_scores
@@ -43,6 +44,53 @@ def read_frames(
                 frame[column] = pd.to_datetime(frame[column], format="ISO8601")
         frames[kind] = frame
     return Frames(frames)
+
+
+def _parse_times(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    for column in columns:
+        if column in frame and frame[column].dtype == object:
+            frame[column] = pd.to_datetime(frame[column], format="ISO8601")
+    return frame
+
+
+def read_aggregates(
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+) -> dict[str, pd.DataFrame]:
+    """Per-customer aggregates of each data kind (one GROUP BY each in the warehouse) for customers lo..hi (or all).
+
+    App and message events older than the longest feature window are left out (the bulk of
+    the rows, and no feature reads them).
+    """
+    out = {}
+    since = end_of(as_of) - timedelta(days=config.features.windows_days[-1])
+    for kind, kind_measures in measures(config).items():
+        stmt = queries.kind_aggregates(kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None)
+        frame = pd.read_sql(stmt, conn, index_col="customer_id")
+        times = [m.name for m in kind_measures if m.how in ("min", "max") and m.name.endswith("_at")]
+        if len(frame):
+            out[kind] = _parse_times(frame, times)
+    return out
+
+
+def read_features(
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+) -> pd.DataFrame:
+    """Features and eligibility of customers lo..hi (or all) known at the end of `as_of`, aggregated in the warehouse."""
+    customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi), conn), ["registered_at"])
+    return features_from_aggregates(customers, read_aggregates(conn, as_of, config, lo, hi), as_of, config)
+
+
+def returning_customers(
+    conn: Connection,
+    snapshot: date,
+    label_as_of: date,
+    config: ChurnConfig,
+    lo: int | None = None,
+    hi: int | None = None,
+) -> np.ndarray:
+    """Ids of the customers with counted activity in the horizon after `snapshot`, as known by `label_as_of`."""
+    stmt = queries.returning_customers(snapshot, label_as_of, config, lo, hi)
+    return np.fromiter((row[0] for row in conn.execute(stmt)), dtype=np.int64)
 
 
 def present_kinds(conn: Connection, as_of: date) -> set[str]:

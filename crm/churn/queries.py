@@ -2,11 +2,42 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Date, DateTime, Select, String, delete, func, or_, select, type_coerce
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    type_coerce,
+    union,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
-from crm.churn.features import FRAME_COLUMNS, TIME_COLUMNS
+from crm.churn.config import ChurnConfig
+from crm.churn.features import (
+    ACTIVITY_SOURCES,
+    FRAME_COLUMNS,
+    OPEN_LOAN,
+    TIME_COLUMNS,
+    Measure,
+    measures,
+    split_condition,
+)
+from crm.core.contracts import LoanStatus
+from crm.core.dates import end_of
 from crm.ingest import rows_as_of
 from models.churn import churn_scores
 from models.loyalty import loyalty_tiers
@@ -16,23 +47,135 @@ ENTITY_OF_KIND = {kind: kind for kind in FRAME_COLUMNS if kind != "loyalty"}
 TIME_COLUMN = {kind: column for kind, column in TIME_COLUMNS.items() if kind != "customers"}
 
 
-def kind_rows(kind: str, as_of: date, lo: int, hi: int, *, since: datetime | None = None) -> Select:
-    """Columns of `kind` for customers lo..hi as they stood at the end of `as_of` (optionally dated from `since`)."""
+def _kind_source(kind: str, as_of: date, lo: int | None, hi: int | None, since: datetime | None = None) -> Select:
+    """Rows of `kind` (typed columns) for customers lo..hi (all when None) as they stood at the end of `as_of`."""
     if kind == "loyalty":
         t = loyalty_tiers
-        return select(t.c.customer_id, t.c.tier).where(
-            t.c.customer_id.between(lo, hi),
-            t.c.valid_from <= as_of,
-            or_(t.c.valid_to.is_(None), t.c.valid_to > as_of),
+        stmt = select(t.c.customer_id, t.c.tier).where(
+            t.c.valid_from <= as_of, or_(t.c.valid_to.is_(None), t.c.valid_to > as_of)
         )
-    stmt = rows_as_of(ENTITY_OF_KIND[kind], as_of)
+    else:
+        stmt = rows_as_of(ENTITY_OF_KIND[kind], as_of)
     cols = stmt.selected_columns
-    stmt = stmt.with_only_columns(*[_raw_time(cols[c]) for c in FRAME_COLUMNS[kind]]).where(
-        cols.customer_id.between(lo, hi)
-    )
+    if lo is not None and hi is not None:
+        stmt = stmt.where(cols.customer_id.between(lo, hi))
     if since is not None:
         stmt = stmt.where(cols[TIME_COLUMN[kind]] >= since)
     return stmt
+
+
+def kind_rows(kind: str, as_of: date, lo: int, hi: int, *, since: datetime | None = None) -> Select:
+    """Columns of `kind` for customers lo..hi as they stood at the end of `as_of` (optionally dated from `since`)."""
+    stmt = _kind_source(kind, as_of, lo, hi, since)
+    cols = stmt.selected_columns
+    return stmt.with_only_columns(*[_raw_time(cols[c]) for c in FRAME_COLUMNS[kind]])
+
+
+class day_number(FunctionElement):
+    """Days from 1970-01-01 to the date of a date or timestamp (an integer on every engine)."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(day_number, "sqlite")
+def _day_number_sqlite(element, compiler, **kw):
+    return f"CAST(julianday(date({compiler.process(element.clauses, **kw)})) - 2440587.5 AS INTEGER)"
+
+
+@compiles(day_number)
+def _day_number_default(element, compiler, **kw):
+    return f"(CAST({compiler.process(element.clauses, **kw)} AS DATE) - DATE '1970-01-01')"
+
+
+def _condition(cols, condition: str, ref: datetime):
+    if condition in ("late_known", "early"):
+        repaid = cols.status == str(LoanStatus.REPAID)
+    if condition == "late_known":
+        return or_(and_(repaid, cols.closed_at.is_not(None)), cols.status.in_(OPEN_LOAN))
+    if condition == "closed_known":
+        return cols.closed_at < ref
+    if condition == "early":
+        return and_(repaid, day_number(cols.closed_at) < day_number(cols.due_on))
+    column, values = split_condition(condition)
+    return cols[column].in_(values) if len(values) > 1 else cols[column] == values[0]
+
+
+def _value(cols, name: str, as_of: date, config: ChurnConfig):
+    if name == "late_days":
+        due = day_number(cols.due_on)
+        days = case(
+            (cols.status == str(LoanStatus.REPAID), day_number(cols.closed_at) - due),
+            (cols.status.in_(OPEN_LOAN), literal((as_of - date(1970, 1, 1)).days) - due),
+        )
+        return case((days < 0, 0), else_=days)
+    if name == "tier_rank":
+        return case(*[(cols.tier == tier, i + 1) for i, tier in enumerate(config.features.loyalty_tiers)])
+    return cols[name]
+
+
+def _measure(cols, kind: str, m: Measure, as_of: date, config: ChurnConfig):
+    ref = end_of(as_of)
+    conditions = [_condition(cols, c, ref) for c in m.when]
+    if m.within is not None:
+        conditions.append(cols[TIME_COLUMN[kind]] > ref - timedelta(days=m.within))
+    keep = and_(*conditions) if conditions else None
+    if m.how == "count":
+        if keep is None:
+            return func.count().label(m.name)
+        return func.sum(case((keep, 1), else_=0)).label(m.name)
+    value = _value(cols, m.value, as_of, config)
+    if m.how == "sum":
+        summed = value if keep is None else case((keep, value), else_=0)
+        return cast(func.sum(summed), Float).label(m.name)
+    picked = getattr(func, m.how)(value if keep is None else case((keep, value)))
+    if isinstance(value.type, DateTime | Date):
+        return type_coerce(picked, String).label(m.name)
+    return picked.label(m.name)
+
+
+def kind_aggregates(
+    kind: str,
+    as_of: date,
+    config: ChurnConfig,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    since: datetime | None = None,
+) -> Select:
+    """One row per customer (lo..hi, or all) with the `features.measures` of `kind`, from rows known by `as_of`."""
+    stmt = _kind_source(kind, as_of, lo, hi, since)
+    cols = stmt.selected_columns
+    if kind in TIME_COLUMN:
+        stmt = stmt.where(cols[TIME_COLUMN[kind]] < end_of(as_of))
+    aggregates = [_measure(cols, kind, m, as_of, config) for m in measures(config)[kind]]
+    # Over the whole population, group on an expression: SQLite then reads the table in order and
+    # sorts, instead of walking the customer_id index with one table lookup per row (3-4x slower).
+    key = cols.customer_id if lo is not None else (cols.customer_id + 0)
+    return stmt.with_only_columns(key.label("customer_id"), *aggregates).group_by(key)
+
+
+def customers_rows(as_of: date, lo: int | None = None, hi: int | None = None) -> Select:
+    """The customers (lo..hi, or all) as they stood at the end of `as_of`."""
+    stmt = _kind_source("customers", as_of, lo, hi)
+    cols = stmt.selected_columns
+    return stmt.with_only_columns(*[_raw_time(cols[c]) for c in FRAME_COLUMNS["customers"]])
+
+
+def returning_customers(
+    snapshot: date, label_as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+) -> Select:
+    """Customers with counted activity in the horizon after `snapshot`, as known at the end of `label_as_of`."""
+    start = end_of(snapshot)
+    stop = end_of(snapshot + timedelta(days=config.horizon_days))
+    parts = []
+    for kind, column in dict.fromkeys(ACTIVITY_SOURCES[k] for k in config.activity_kinds):
+        stmt = _kind_source(kind, label_as_of, lo, hi, since=start)
+        cols = stmt.selected_columns
+        parts.append(stmt.with_only_columns(cols.customer_id).where(cols[column] < stop))
+    if not parts:
+        return select(literal(0).label("customer_id")).where(~true())
+    return union(*parts) if len(parts) > 1 else parts[0].distinct()
 
 
 def _raw_time(column):

@@ -11,8 +11,8 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from crm.churn.config import ChurnConfig, ModelKind
-from crm.churn.features import ACTIVITY_SOURCES, RECENCY_FEATURE, compute_features, compute_labels, features_for_kinds
-from crm.churn.io import customer_ranges, history_start, present_kinds, read_frames
+from crm.churn.features import RECENCY_FEATURE, features_for_kinds, labels_from_returning
+from crm.churn.io import history_start, present_kinds, read_features, returning_customers
 from crm.churn.model import (
     CHAMPION,
     RECENCY_MODEL,
@@ -25,7 +25,6 @@ from crm.churn.model import (
     matrix,
     predict,
 )
-from crm.core.dates import end_of
 from crm.core.errors import OperatorError
 
 
@@ -69,25 +68,19 @@ def plan_snapshots(engine: Engine, as_of: date, config: ChurnConfig) -> Snapshot
 
 
 def build_snapshot(engine: Engine, snapshot: date, label_as_of: date, config: ChurnConfig) -> pd.DataFrame:
-    """Eligible customers of `snapshot` with their features (known then) and label (known by `label_as_of`)."""
-    activity_kinds = tuple(dict.fromkeys(ACTIVITY_SOURCES[k][0] for k in config.activity_kinds))
-    parts = []
+    """Eligible customers of `snapshot` with their features (known then) and label (known by `label_as_of`).
+
+    Set-based over the whole population: one aggregate statement per data kind, and one for the labels.
+    """
     with engine.connect() as conn:
-        for lo, hi in customer_ranges(conn, snapshot, config.scoring.chunk_customers):
-            features = compute_features(
-                read_frames(conn, snapshot, lo, hi, events_days=config.features.windows_days[-1]), snapshot, config
-            )
-            features = features[features["is_eligible"]]
-            if features.empty:
-                continue
-            later = read_frames(conn, label_as_of, lo, hi, kinds=activity_kinds, since=end_of(snapshot))
-            features["churned"] = compute_labels(later, snapshot, config, features.index)
-            parts.append(features)
-    if not parts:
-        return pd.DataFrame()
-    frame = pd.concat(parts)
-    frame["snapshot"] = pd.Timestamp(snapshot)
-    return frame.drop(columns="is_eligible").reset_index()
+        features = read_features(conn, snapshot, config)
+        features = features[features["is_eligible"]]
+        if features.empty:
+            return pd.DataFrame()
+        returned = returning_customers(conn, snapshot, label_as_of, config)
+    features["churned"] = labels_from_returning(returned, features.index)
+    features["snapshot"] = pd.Timestamp(snapshot)
+    return features.drop(columns="is_eligible").reset_index()
 
 
 def usable(frame: pd.DataFrame, config: ChurnConfig) -> str | None:
@@ -247,9 +240,7 @@ def promotion_decision(result: TrainingResult, config: ChurnConfig, champion_ent
 def score_range(engine: Engine, as_of: date, lo: int, hi: int, model, entry: dict, config: ChurnConfig):
     """Probabilities of the eligible customers lo..hi on `as_of`, and their drift counts in the reference bins."""
     with engine.connect() as conn:
-        features = compute_features(
-            read_frames(conn, as_of, lo, hi, events_days=config.features.windows_days[-1]), as_of, config
-        )
+        features = read_features(conn, as_of, config, lo, hi)
     features = features[features["is_eligible"]]
     from threadpoolctl import threadpool_limits
 

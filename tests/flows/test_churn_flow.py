@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from cli import app
 from crm.churn import load_churn_config, open_registry, read_scores
 from crm.core.settings import get_settings, warehouse_engine
 from flows.churn import score_churn, train_churn
@@ -67,3 +69,32 @@ def test_train_score_on_threads_and_on_dask_then_refuse_a_tampered_champion(sqli
     assert len(outcome["refusals"]) == 1 and second in outcome["refusals"][0] and "SHA-256" in outcome["refusals"][0]
     with warehouse_engine().connect() as conn:
         assert set(read_scores(conn, last)["model_version"]) == {first}
+
+    # The command line says so in one line on stderr and exits 2 (a finding), after scoring with the previous one.
+    result = CliRunner().invoke(app, ["run", "score-churn", "--as-of", last.isoformat()])
+    assert result.exit_code == 2, result.output
+    refusal = [line for line in result.stderr.splitlines() if not line.startswith("127.0.0.1 - - [")]
+    assert len(refusal) == 1 and second in refusal[0] and "SHA-256" in refusal[0], result.stderr
+    assert f"with {first}" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_train_then_score_on_postgresql_and_rescoring_a_day_gives_the_same_scores(backend, tmp_path, monkeypatch):
+    last = simulate_history(customers=400, register_days=20, days=110)
+    ingest_every(START + timedelta(days=14), last, 15)
+    config_dir = tmp_path / "config"
+    write_config(config_dir)
+    config = yaml.safe_load((config_dir / "churn.yaml").read_text())
+    config["promotion"] = {"require_beating_recency": False}  # the subject is the engine, not the model's quality
+    (config_dir / "churn.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("CRM_CONFIG_DIR", str(config_dir))
+
+    trained = train_churn(as_of=last)
+    assert trained["snapshots_used"] >= 1
+    scored = score_churn(as_of=last)
+    assert scored["version"] == trained["version"] and scored["scored"] > 20
+    with warehouse_engine().connect() as conn:
+        first = read_scores(conn, last)
+    score_churn(as_of=last)
+    with warehouse_engine().connect() as conn:
+        assert read_scores(conn, last).equals(first)

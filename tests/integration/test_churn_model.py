@@ -67,6 +67,8 @@ def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arriv
     )
     model, entry = registry.load(registered["version"])
     features_then = all_features(as_of, config)
+    # The warehouse's aggregates give the features the rows give in pandas (the reference).
+    pd.testing.assert_frame_equal(features_then, all_features(as_of, config, from_rows=True), rtol=1e-6)
     scores_then = all_scores(as_of, model, entry, config)
     assert len(scores_then) == int(features_then["is_eligible"].sum()) > 100
 
