@@ -198,10 +198,12 @@ def _apply(
         inputs_moved = segments_moved | (both["inputs_hash"] != both["stored_inputs"]).to_numpy()
         candidates = customer_ids[segments_moved]
         if len(candidates):
-            conn.execute(delete(moved))
-            write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
-            _analyze(conn, moved)
-            current = _stored_memberships(conn, candidates, None, moved)
+            if ids is None:
+                conn.execute(delete(moved))
+                write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
+                _analyze(conn, moved)
+            # A night's ids are few: reading their open memberships beats writing the moved ones' ids.
+            current = _stored_memberships(conn, candidates, None, moved if ids is None else ids)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
             write_frame(conn, segment_memberships, intervals, on_conflict="update")
             write_frame(conn, segment_events, events, on_conflict="update")
