@@ -16,6 +16,7 @@ from sqlalchemy import (
     Engine,
     MetaData,
     Select,
+    String,
     Table,
     bindparam,
     delete,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import sqlite
@@ -118,7 +120,9 @@ def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, tabl
     """Open memberships (or those valid on `on`) of the customers `ids` (looked up in `table`, else by id range)."""
     m = segment_memberships.c
     condition = m.valid_to.is_(None) if on is None else valid_on(on)
-    stmt = select(m.customer_id, m.kind, m.segment, m.valid_from, m.rule).where(condition)
+    # valid_from raw (text on SQLite): SQLAlchemy's per-row date parsing was most of this read.
+    valid_from = type_coerce(m.valid_from, String).label("valid_from")
+    stmt = select(m.customer_id, m.kind, m.segment, valid_from, m.rule).where(condition)
     if table is not None:
         stmt = stmt.where(m.customer_id.in_(select(table.c.customer_id)))
         # SQLite would walk the valid_to index over every open membership of the base, not the customers' keys.
@@ -319,7 +323,7 @@ def _rewind(conn: Connection, as_of: date) -> None:
     conn.execute(delete(segment_aggregates))
 
 
-def _store_sizes(conn: Connection, as_of: date, events: pd.DataFrame, incremental: bool) -> None:
+def _store_sizes(conn: Connection, as_of: date, events: pd.DataFrame) -> None:
     """Members per (kind, segment) at the end of the day, with the day's entries and exits."""
     s = segment_sizes.c
     previous = pd.DataFrame(
@@ -332,7 +336,10 @@ def _store_sizes(conn: Connection, as_of: date, events: pd.DataFrame, incrementa
         empty = pd.MultiIndex.from_arrays([[], []], names=["kind", "segment"])
         flows = pd.DataFrame({"entered": [], "left": []}, index=empty, dtype="int64")
     flows = flows.reindex(columns=["entered", "left"], fill_value=0)
-    if incremental and len(previous):
+    # Yesterday's sizes exist only if yesterday was computed, and then the open memberships this run
+    # diffed against are yesterday's (a rewrite rewinds them to it): its sizes plus today's moves are
+    # exact, full or incremental, without counting every open membership of the base.
+    if len(previous):
         sizes = previous.set_index(["kind", "segment"])["customers"]
         sizes = sizes.add(flows["entered"], fill_value=0).sub(flows["left"], fill_value=0)
     else:
@@ -383,7 +390,7 @@ def refresh_segments(
             else:
                 stmt = aggregate_statement(as_of, config.rfm.window_days).order_by("customer_id")
                 events = _apply(conn, as_of, config, _typed(_frames(conn, stmt, chunk_rows)), run, None)
-            _store_sizes(conn, as_of, events, incremental=mode == RunMode.INCREMENTAL)
+            _store_sizes(conn, as_of, events)
         conn.execute(
             insert(segment_runs).values(
                 as_of=as_of,
