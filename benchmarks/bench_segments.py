@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ingest import INGEST, SIMULATE, postgres_database, run_stage
+from benchmarks.bench_ingest import INGEST, PG_ADMIN, SIMULATE, run_stage
 
 SEGMENTS = """
 import sys, json
@@ -102,19 +102,39 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench-segments"))
     parser.add_argument("--reuse-source", action="store_true", help="keep the simulated source of a previous run")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the source and restore the warehouse as a previous run left it after the catch-up (skips both)",
+    )
+    parser.add_argument(
+        "--skip-full-day",
+        action="store_true",
+        help="run the middle night incremental instead of --full (saves time at 1M)",
+    )
+    parser.add_argument("--prepare-only", action="store_true", help="stop after the catch-up (and its snapshot)")
     args = parser.parse_args()
 
     work = args.workdir / f"{args.backend}-{args.customers}"
     env = dict(
         os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
+    wh, snap = f"crm_bench_seg_wh_{args.customers}", f"crm_bench_seg_snap_{args.customers}"
     if args.backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_seg_wh_{args.customers}")
+        env["CRM_WAREHOUSE_URL"] = postgres_database(wh, template=snap if args.reuse else None)
         src = f"crm_bench_seg_src_{args.customers}"
-        env["CRM_SOURCE_URL"] = PG_ADMIN_BASE() + f"/{src}" if args.reuse_source else postgres_database(src)
+        reuse = args.reuse_source or args.reuse
+        env["CRM_SOURCE_URL"] = PG_ADMIN_BASE() + f"/{src}" if reuse else postgres_database(src)
     results = []
     state_file = work / "last_day.txt"
-    if not args.reuse_source:
+    if args.reuse:
+        if args.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
+            for suffix in ("", "-wal"):
+                if (work / f"warehouse-snapshot.db{suffix}").exists():
+                    shutil.copyfile(work / f"warehouse-snapshot.db{suffix}", work / f"warehouse.db{suffix}")
+    elif not args.reuse_source:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         simulated = run_stage("simulate", SIMULATE, [str(args.customers), str(args.days)], env)
@@ -125,10 +145,23 @@ def main() -> None:
             (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
     last = date.fromisoformat(state_file.read_text().strip())
     first, second = last - timedelta(days=2), last - timedelta(days=1)
-    results.append(run_stage(f"ingest catch-up to {first}", INGEST, [first.isoformat()], env))
+    if not args.reuse:
+        results.append(run_stage(f"ingest catch-up to {first}", INGEST, [first.isoformat()], env))
+        if args.backend == "sqlite":
+            for suffix in ("", "-wal"):
+                (work / f"warehouse-snapshot.db{suffix}").unlink(missing_ok=True)
+                if (work / f"warehouse.db{suffix}").exists():
+                    shutil.copyfile(work / f"warehouse.db{suffix}", work / f"warehouse-snapshot.db{suffix}")
+        else:
+            postgres_database(snap, template=wh)
+    if args.prepare_only:
+        return
     results.append(run_stage(f"segments full {first} (first run)", SEGMENTS, [first.isoformat(), "full"], env))
     results.append(run_stage(f"ingest {second}", INGEST, [second.isoformat()], env))
-    results.append(run_stage(f"segments --full {second}", SEGMENTS, [second.isoformat(), "full"], env))
+    if args.skip_full_day:  # the middle night incremental too: the full recompute is then the first run's
+        results.append(run_stage(f"segments incremental {second}", SEGMENTS, [second.isoformat(), "auto"], env))
+    else:
+        results.append(run_stage(f"segments --full {second}", SEGMENTS, [second.isoformat(), "full"], env))
     results.append(run_stage(f"ingest {last}", INGEST, [last.isoformat()], env))
     results.append(run_stage(f"segments incremental {last}", SEGMENTS, [last.isoformat(), "auto"], env))
     parquet = work / "parquet"
@@ -141,9 +174,19 @@ def main() -> None:
 
 
 def PG_ADMIN_BASE() -> str:
-    from benchmarks.bench_ingest import PG_ADMIN
-
     return PG_ADMIN.rsplit("/", 1)[0]
+
+
+def postgres_database(name: str, template: str | None = None) -> str:
+    """A fresh database `name` (a copy of `template` when given: the warehouse snapshot after the catch-up)."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    admin.dispose()
+    return PG_ADMIN_BASE() + f"/{name}"
 
 
 if __name__ == "__main__":

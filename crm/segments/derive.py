@@ -78,6 +78,41 @@ def typed_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
     return out[list(AGGREGATE_COLUMNS)]
 
 
+def add_fact_deltas(
+    stored: pd.DataFrame, messages: pd.DataFrame, logins: pd.DataFrame, interest: pd.DataFrame
+) -> pd.DataFrame:
+    """Typed aggregates after a day's new facts: `stored` (typed) plus the day's rows (raw, as `fact_deltas` reads them).
+
+    Only valid for customers with no new version, unsubscribe or threshold that day (those are
+    aggregated again from the history): no counted row left the RFM window since `stored`.
+    `messages`: per customer and channel, deliveries and reactions and the latest reaction;
+    `logins`: ids; `interest`: the window's interest paid and the earliest payment time.
+    """
+    out = stored.copy()
+    ids = out["customer_id"].to_numpy()
+
+    def aligned(frame: pd.DataFrame, column: str) -> pd.Series:
+        values = frame.set_index(frame["customer_id"].astype("int64"))[column] if len(frame) else pd.Series()
+        return values.reindex(ids).reset_index(drop=True)
+
+    def add(column: str, frame: pd.DataFrame) -> None:
+        delta = pd.to_numeric(aligned(frame, column)).fillna(0).astype("int64").to_numpy()
+        out[column] = out[column].to_numpy() + delta
+
+    def latest(column: str, frame: pd.DataFrame, pick) -> None:
+        both = pd.DataFrame({"stored": out[column].to_numpy(), "day": _days(aligned(frame, column)).to_numpy()})
+        out[column] = pick(both).astype("datetime64[s]").to_numpy()
+
+    for channel in CHANNELS:
+        add(f"delivered_{channel}", messages)
+        add(f"reactions_{channel}", messages)
+    latest("last_reaction_on", messages, lambda both: both.max(axis=1))
+    out["has_login"] = out["has_login"].to_numpy(bool) | np.isin(ids, logins["customer_id"].astype("int64"))
+    add("window_interest_minor", interest)
+    latest("first_window_activity_on", interest, lambda both: both.min(axis=1))
+    return out[list(AGGREGATE_COLUMNS)]
+
+
 def _days(values: pd.Series) -> pd.Series:
     """Timestamps (datetimes, or text as SQLite returns it) as their day, datetime64[s]."""
     if (

@@ -41,7 +41,7 @@ from crm.core.contracts import (
 )
 from crm.core.dates import end_of, start_of
 from crm.ingest import rows_as_of
-from crm.segments.derive import SEGMENT_COLUMNS
+from crm.segments.derive import AGGREGATE_COLUMNS, DATE_COLUMNS, SEGMENT_COLUMNS
 from crm.segments.states import SegmentKind
 from models.churn import churn_scores
 from models.ingest import history, staging
@@ -356,43 +356,113 @@ def changed_customers(as_of: date) -> Select:
 
     A union of small index lookups (`valid_from`, `ingested_on`): the nightly cost follows the day's rows.
     """
-    return union(*_changed_parts(as_of))
+    return union(*_version_parts(as_of), *_fact_parts(as_of))
 
 
 def customers_to_refresh(as_of: date) -> Select:
-    """`changed_customers` plus `due_for_recheck`: whom the incremental refresh of `as_of` recomputes."""
-    return union(*_changed_parts(as_of), due_for_recheck(as_of))
+    """`changed_customers` plus `due_for_recheck`: whose segments the incremental refresh of `as_of` re-derives."""
+    return union(*_version_parts(as_of), *_fact_parts(as_of), due_for_recheck(as_of))
 
 
-def _changed_parts(as_of: date) -> list[Select]:
+def customers_to_recompute(as_of: date) -> Select:
+    """Whom the incremental refresh aggregates again from the history: a version changed, an unsubscribe, a threshold.
+
+    The other changed customers only had new facts (deliveries, reactions, logins, interest
+    payments): their stored aggregates plus `fact_deltas` give the same row (see io).
+    """
+    m = staging[MESSAGE_EVENTS.name]
+    unsubscribed = select(m.c.customer_id).where(
+        m.c.ingested_on == as_of, m.c.event_type == MessageEventType.UNSUBSCRIBED.value
+    )
+    return union(*_version_parts(as_of), unsubscribed, due_for_recheck(as_of))
+
+
+def _version_parts(as_of: date) -> list[Select]:
     start, end = start_of(as_of), end_of(as_of)
     parts = []
     for entity in (CUSTOMERS, CUSTOMER_CONTACTS, LOAN_APPLICATIONS, LOANS, ORDERS):
         h = history[entity.name]
         parts.append(select(h.c.customer_id).where(and_(h.c.valid_from >= start, h.c.valid_from < end)))
         parts.append(select(h.c.customer_id).where(h.c.ingested_on == as_of))
+    return parts
+
+
+# Only the message events segments read: deliveries and reactions (counted), unsubscribes (reachability).
+_COUNTED_MESSAGES = (MessageEventType.DELIVERED, MessageEventType.OPENED, MessageEventType.CLICKED)
+
+
+def _fact_parts(as_of: date) -> list[Select]:
     payments = staging[PAYMENTS.name]
-    parts.append(select(payments.c.customer_id).where(payments.c.ingested_on == as_of))
-    # Only the events segments read: deliveries, reactions and unsubscribes; logins.
     messages = staging[MESSAGE_EVENTS.name]
-    counted = [
-        MessageEventType.DELIVERED,
-        MessageEventType.OPENED,
-        MessageEventType.CLICKED,
-        MessageEventType.UNSUBSCRIBED,
-    ]
-    parts.append(
-        select(messages.c.customer_id).where(
-            messages.c.ingested_on == as_of, messages.c.event_type.in_([t.value for t in counted])
-        )
-    )
     events = staging[APP_EVENTS.name]
-    parts.append(
+    read = [t.value for t in (*_COUNTED_MESSAGES, MessageEventType.UNSUBSCRIBED)]
+    return [
+        select(payments.c.customer_id).where(payments.c.ingested_on == as_of),
+        select(messages.c.customer_id).where(messages.c.ingested_on == as_of, messages.c.event_type.in_(read)),
         select(events.c.customer_id).where(
             events.c.ingested_on == as_of, events.c.event_type == AppEventType.LOGIN.value
+        ),
+    ]
+
+
+def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
+    """What the facts loaded on `as_of` add to each customer's aggregates, one statement per fact table.
+
+    Facts are immutable and loaded once (`ingested_on` is the day they arrived), so the day's
+    rows known by the end of `as_of` are exactly what `aggregate_statement(as_of)` counts beyond
+    the previous night's: counts and sums add, latest / earliest times take the max / min, the
+    login flag ORs. Filters are those of `aggregate_statement` (times are raw, like there).
+    """
+    end = end_of(as_of)
+    window_start = start_of(as_of - timedelta(days=window_days - 1))
+    m = staging[MESSAGE_EVENTS.name].c
+    reacted = m.event_type.in_([MessageEventType.OPENED.value, MessageEventType.CLICKED.value])
+    delivered = m.event_type == MessageEventType.DELIVERED.value
+    messages = (
+        select(
+            m.customer_id,
+            *[_count_if(and_(m.channel == ch, delivered)).label(f"delivered_{ch}") for ch in CHANNELS],
+            *[_count_if(and_(m.channel == ch, reacted)).label(f"reactions_{ch}") for ch in CHANNELS],
+            _raw(func.max(case((reacted, m.occurred_at)))).label("last_reaction_on"),
         )
+        .where(
+            m.ingested_on == as_of,
+            m.occurred_at < end,
+            m.event_type.in_([t.value for t in _COUNTED_MESSAGES]),
+        )
+        .group_by(m.customer_id)
     )
-    return parts
+    e = staging[APP_EVENTS.name].c
+    logins = (
+        select(e.customer_id)
+        .where(e.ingested_on == as_of, e.occurred_at < end, e.event_type == AppEventType.LOGIN.value)
+        .distinct()
+        # SQLite would walk the (event_type, customer_id, occurred_at) index over every login ever (9 s at 100k).
+        .execution_options(sqlite_indexed_by=(APP_EVENTS.table_name, f"ix_{APP_EVENTS.table_name}_ingested_on"))
+    )
+    p = staging[PAYMENTS.name].c
+    interest = (
+        select(
+            p.customer_id,
+            func.sum(p.amount_minor).label("window_interest_minor"),
+            _raw(func.min(p.paid_at)).label("first_window_activity_on"),
+        )
+        .where(
+            p.ingested_on == as_of,
+            p.updated_at < end,
+            p.payment_type == PaymentType.INTEREST.value,
+            p.paid_at >= window_start,
+        )
+        .group_by(p.customer_id)
+    )
+    return {"messages": messages, "logins": logins, "interest": interest}
+
+
+def stored_aggregates(ids: FromClause) -> Select:
+    """The stored `segment_aggregates` rows of the customers in `ids`, with `aggregate_statement`'s columns."""
+    g = segment_aggregates.c
+    columns = [_raw(g[name]).label(name) if name in DATE_COLUMNS else g[name] for name in AGGREGATE_COLUMNS]
+    return select(*columns).where(g.customer_id.in_(select(ids.c.customer_id)))
 
 
 def due_for_recheck(as_of: date) -> Select:

@@ -11,6 +11,7 @@ from crm.core.config import ConfigError, load_config
 from crm.segments import (
     AGGREGATE_COLUMNS,
     SegmentsConfig,
+    add_fact_deltas,
     derive_segments,
     diff_memberships,
     memberships,
@@ -178,3 +179,45 @@ def test_config_defaults_match_the_committed_file_and_mistakes_name_the_field(tm
     (tmp_path / "segments.yaml").write_text("rfm:\n  recency_days: [30, 20, 180, 365]\n")
     with pytest.raises(ConfigError, match=r"rfm.recency_days: .*strictly increasing"):
         load_config("segments", SegmentsConfig)
+
+
+def test_a_days_facts_add_to_the_stored_aggregates_counts_add_latest_and_earliest_times_move_logins_or():
+    stored = pd.concat(
+        [
+            agg(customer_id=1, delivered_email=2, reactions_email=1, last_reaction_on=days_ago(10)),
+            agg(customer_id=2, window_interest_minor=500, first_window_activity_on=days_ago(30), has_login=True),
+            agg(customer_id=3, delivered_sms=1),
+        ],
+        ignore_index=True,
+    )
+    messages = pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "delivered_push": [0, 1],
+            "delivered_email": [3, 0],
+            "delivered_sms": [0, 0],
+            "reactions_push": [0, 1],
+            "reactions_email": [2, 0],
+            "reactions_sms": [0, 0],
+            "last_reaction_on": ["2026-06-30 08:15:00", "2026-06-30 23:59:59"],  # raw, as SQLite gives it
+        }
+    )
+    logins = pd.DataFrame({"customer_id": [1, 2]})
+    interest = pd.DataFrame(
+        {"customer_id": [2, 3], "window_interest_minor": [250, 100], "first_window_activity_on": [None, None]}
+    )
+    interest["first_window_activity_on"] = ["2026-06-30 10:00:00", "2026-06-29 10:00:00"]
+    out = add_fact_deltas(stored, messages, logins, interest).set_index("customer_id")
+    assert list(out.columns) == list(AGGREGATE_COLUMNS[1:])
+    assert (out.loc[1, "delivered_email"], out.loc[1, "reactions_email"]) == (5, 3)
+    assert out.loc[1, "last_reaction_on"] == pd.Timestamp(D)  # a reaction today is the latest
+    assert out.loc[2, "last_reaction_on"] == pd.Timestamp(D)  # none before: today's
+    assert pd.isna(out.loc[3, "last_reaction_on"])
+    assert out["has_login"].tolist() == [True, True, False]
+    assert out.loc[2, "window_interest_minor"] == 750
+    assert out.loc[2, "first_window_activity_on"] == pd.Timestamp(days_ago(30))  # the earlier stays
+    assert out.loc[3, "first_window_activity_on"] == pd.Timestamp(days_ago(1))  # none before: the day's
+    assert out.loc[3, "delivered_sms"] == 1 and out.loc[3, "delivered_push"] == 0
+    pd.testing.assert_frame_equal(
+        add_fact_deltas(stored, messages.iloc[:0], logins.iloc[:0], interest.iloc[:0]), stored
+    )
