@@ -39,7 +39,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     checked = check_preconditions("ingest", as_of, force=force, return_state=True)
     if checked.is_failed():
         return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
-    migrate_warehouse()
+    migrate_warehouse(build_indexes=False)  # an unfinished initial load goes on without them
     prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
     stages = len(SOURCE_ENTITIES) + len(LANDING_ENTITIES)
     progress = create_progress_artifact(progress=0.0, key="ingest-progress", description=f"Ingestion {as_of}")

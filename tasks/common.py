@@ -12,6 +12,7 @@ from crm.core.dates import business_day_before
 from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error, one_line
 from crm.core.migrations import current_revision, upgrade_warehouse
 from crm.core.settings import get_settings, warehouse_engine
+from crm.ingest import build_missing_indexes
 from tasks.checks import check_job
 
 
@@ -75,8 +76,16 @@ def flow_failure(state: State) -> State:
     retry_delay_seconds=5,
     retry_condition_fn=retry_transient,
 )
-def migrate_warehouse() -> str | None:
-    """Bring the warehouse schema to the newest Alembic revision; return that revision."""
+def migrate_warehouse(build_indexes: bool = True) -> str | None:
+    """Bring the warehouse schema to the newest Alembic revision; return that revision.
+
+    Also builds the secondary indexes an initial load killed half way left missing (reads name
+    them in SQLite hints), except for `ingest`, which finishes such a load first and builds them then.
+    """
     engine = warehouse_engine()
     upgrade_warehouse(engine)
+    if build_indexes:
+        built = build_missing_indexes(engine)
+        if built:
+            get_run_logger().warning("built %d warehouse indexes an unfinished initial load left missing", len(built))
     return current_revision(engine)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Boolean, ColumnElement, Connection, Date, DateTime, Select, Table, tuple_
+from sqlalchemy import Boolean, ColumnElement, Connection, Date, DateTime, Select, Table, bindparam, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 OnConflict = Literal["update", "ignore", "error"]
@@ -222,3 +222,29 @@ def keyset_pages(
         if len(page) < chunk_rows:
             return
         mark = last_key(page, names)
+
+
+def sqlite_table_hint(stmt, table: str, hint: str):
+    """`stmt` marked to read `table` with a SQLite table hint (`INDEXED BY <index>` or `NOT INDEXED`)."""
+    return stmt.execution_options(sqlite_from_hint=(table, hint))
+
+
+def with_sqlite_hint(conn: Connection, stmt):
+    """On SQLite, the statement with its `sqlite_table_hint` written after its table; elsewhere, unchanged.
+
+    SQLAlchemy's SQLite compiler renders no table hints, and SQLite's planner sometimes walks an
+    index over the whole history (`valid_from`, `valid_to`) when the night's rows (`ingested_on`)
+    or a plain scan are far cheaper (45 s instead of 2 s on 3 M order versions).
+    """
+    hint = stmt.get_execution_options().get("sqlite_from_hint") if hasattr(stmt, "get_execution_options") else None
+    if hint is None or conn.dialect.name != "sqlite":
+        return stmt
+    table, table_hint = hint
+    compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+    sql = str(compiled)
+    marker = f"FROM {table}"
+    if sql.count(marker) != 1:
+        return stmt
+    sql = sql.replace(marker, f"{marker} {table_hint}")
+    params = [bindparam(k, v, type_=compiled.binds[k].type) for k, v in compiled.params.items()]
+    return text(sql).bindparams(*params).columns(*stmt.selected_columns)

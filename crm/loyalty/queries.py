@@ -8,6 +8,7 @@ from sqlalchemy import Select, Table, and_, extract, func, or_, select
 
 import models.warehouse  # noqa: F401 - registers every index on ingestion's tables (segments' `ingested_on` ones)
 from crm.core.contracts import LoanStatus
+from crm.core.db import sqlite_table_hint
 from crm.ingest import rows_as_of
 from models.loyalty import loyalty_allocations, loyalty_ledger, loyalty_qualifying, loyalty_runs, loyalty_tiers
 
@@ -25,11 +26,9 @@ def visible(entity: str, day: date, since: date | None = None) -> tuple[Select, 
         stmt = stmt.where(table.c.ingested_on > since)
         if any(ix.name == f"ix_{table.name}_ingested_on" for ix in table.indexes):
             # SQLite would walk the `valid_from < end` index over the whole history instead.
-            return stmt.execution_options(
-                sqlite_from_hint=(table.name, f"INDEXED BY ix_{table.name}_ingested_on")
-            ), table
+            return sqlite_table_hint(stmt, table.name, f"INDEXED BY ix_{table.name}_ingested_on"), table
     # The whole population: one plain scan beats an index walk over nearly every row (SQLite).
-    return stmt.execution_options(sqlite_from_hint=(table.name, "NOT INDEXED")), table
+    return sqlite_table_hint(stmt, table.name, "NOT INDEXED"), table
 
 
 def previous_run(day: date) -> Select:

@@ -18,18 +18,15 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    bindparam,
     delete,
     func,
     insert,
     select,
-    text,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects import sqlite
 
-from crm.core.db import write_frame
+from crm.core.db import sqlite_table_hint, with_sqlite_hint, write_frame
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -127,11 +124,11 @@ def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, tabl
         stmt = stmt.where(m.customer_id.in_(select(table.c.customer_id)))
         # SQLite would walk the valid_to index over every open membership of the base, not the customers' keys.
         primary_key = f"sqlite_autoindex_{segment_memberships.name}_1"
-        stmt = stmt.execution_options(sqlite_indexed_by=(segment_memberships.name, primary_key))
+        stmt = sqlite_table_hint(stmt, segment_memberships.name, f"INDEXED BY {primary_key}")
     elif len(ids):
         stmt = stmt.where(m.customer_id >= int(ids.min()), m.customer_id <= int(ids.max()))
     columns = ["customer_id", "kind", "segment", "valid_from", "rule"]
-    rows = conn.execute(_indexed(conn, stmt)).all()
+    rows = conn.execute(with_sqlite_hint(conn, stmt)).all()
     # Column by column: a frame built from Row objects probes each row's attributes (10x slower).
     values = list(zip(*rows, strict=False)) if rows else [()] * len(columns)
     frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values, strict=False)})
@@ -225,29 +222,9 @@ def _typed(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         yield typed_aggregates(raw)
 
 
-def _indexed(conn: Connection, stmt: Select):
-    """SQLite only: the statement with its `sqlite_indexed_by` (table, index) hint written after the table.
-
-    SQLAlchemy's SQLite compiler renders no table hints; SQLite's planner sometimes picks an
-    index that walks the whole history when the day's rows (`ingested_on`) are a few.
-    """
-    hint = stmt.get_execution_options().get("sqlite_indexed_by")
-    if hint is None or conn.dialect.name != "sqlite":
-        return stmt
-    table, index = hint
-    compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
-    sql = str(compiled)
-    marker = f"FROM {table}"
-    if sql.count(marker) != 1:
-        return stmt
-    sql = sql.replace(marker, f"{marker} INDEXED BY {index}")
-    params = [bindparam(k, v, type_=compiled.binds[k].type) for k, v in compiled.params.items()]
-    return text(sql).bindparams(*params).columns(*stmt.selected_columns)
-
-
 def _read(conn: Connection, stmt: Select) -> pd.DataFrame:
     """A (small) statement's rows as a frame of object columns, built column by column."""
-    result = conn.execute(_indexed(conn, stmt))
+    result = conn.execute(with_sqlite_hint(conn, stmt))
     columns = list(result.keys())
     rows = result.all()
     values = list(zip(*rows, strict=False)) if rows else [()] * len(columns)

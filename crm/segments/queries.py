@@ -40,6 +40,7 @@ from crm.core.contracts import (
     PaymentType,
 )
 from crm.core.dates import end_of, start_of
+from crm.core.db import sqlite_table_hint
 from crm.ingest import rows_as_of
 from crm.segments.derive import AGGREGATE_COLUMNS, DATE_COLUMNS, SEGMENT_COLUMNS
 from crm.segments.states import SegmentKind
@@ -438,8 +439,8 @@ def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
         .where(e.ingested_on == as_of, e.occurred_at < end, e.event_type == AppEventType.LOGIN.value)
         .distinct()
         # SQLite would walk the (event_type, customer_id, occurred_at) index over every login ever (9 s at 100k).
-        .execution_options(sqlite_indexed_by=(APP_EVENTS.table_name, f"ix_{APP_EVENTS.table_name}_ingested_on"))
     )
+    logins = sqlite_table_hint(logins, APP_EVENTS.table_name, f"INDEXED BY ix_{APP_EVENTS.table_name}_ingested_on")
     p = staging[PAYMENTS.name].c
     interest = (
         select(
