@@ -76,3 +76,25 @@ def test_train_score_on_threads_and_on_dask_then_refuse_a_tampered_champion(sqli
     refusal = [line for line in result.stderr.splitlines() if not line.startswith("127.0.0.1 - - [")]
     assert len(refusal) == 1 and second in refusal[0] and "SHA-256" in refusal[0], result.stderr
     assert f"with {first}" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_train_then_score_on_postgresql_and_rescoring_a_day_gives_the_same_scores(backend, tmp_path, monkeypatch):
+    last = simulate_history(customers=400, register_days=20, days=110)
+    ingest_every(START + timedelta(days=14), last, 15)
+    config_dir = tmp_path / "config"
+    write_config(config_dir)
+    config = yaml.safe_load((config_dir / "churn.yaml").read_text())
+    config["promotion"] = {"require_beating_recency": False}  # the subject is the engine, not the model's quality
+    (config_dir / "churn.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("CRM_CONFIG_DIR", str(config_dir))
+
+    trained = train_churn(as_of=last)
+    assert trained["snapshots_used"] >= 1
+    scored = score_churn(as_of=last)
+    assert scored["version"] == trained["version"] and scored["scored"] > 20
+    with warehouse_engine().connect() as conn:
+        first = read_scores(conn, last)
+    score_churn(as_of=last)
+    with warehouse_engine().connect() as conn:
+        assert read_scores(conn, last).equals(first)
