@@ -210,9 +210,3 @@ def _drain_prefect_workers() -> None:
                 pass
 
     run_coro_as_sync(drain())
-
-
-def pytest_collection_modifyitems(config, items):
-    """Scenario tests (`slow`) first: with two workers taking whole files, a long file that starts
-    last leaves one worker idle for minutes; started first, the short files fill in around it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: files stay in order

@@ -41,7 +41,8 @@ def train(as_of: date, config: ChurnConfig):
     return plan, fit_and_compare(pd.concat(kept, ignore_index=True), plan.kinds, config, None)
 
 
-def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arrive(backend, tmp_path):
+def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arrive(sqlite_backend, tmp_path):
+    # On PostgreSQL: tests/flows/test_churn_flow.py trains, scores and re-scores a day there (CI time).
     last = simulate_history(customers=1000, register_days=40, days=225)
     as_of = date(2026, 7, 20)
     ingest_every(START + timedelta(days=14), as_of, 15)
