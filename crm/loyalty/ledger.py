@@ -214,49 +214,22 @@ def post_day(day: date, inputs: DayInputs, config: LoyaltyConfig) -> DayPosting:
     orders["amount_minor"] = orders["amount_minor"].astype("int64")
     redeemed = np.zeros(len(orders), dtype="int64")
     if config.redeem_at_checkout and len(orders):
-        limit = pd.Series(share_bp(orders["amount_minor"], config.redemption_limit_bp))
-        redeemed = greedy_take(orders["customer_id"], limit, _balances(lots, orders["customer_id"]))
-        take = redeemed > 0
-        if take.any():
-            redemption = _entries(
-                day,
-                orders.loc[take, "customer_id"],
-                EntryKind.REDEMPTION,
-                -redeemed[take],
-                SourceKind.ORDER,
-                orders.loc[take, "order_id"],
-                None,
-                f"paid with cashback, at most {config.redemption_limit_bp / 100:g}% of the purchase",
-            )
-            entries.append(redemption)
-            debits = redemption.assign(amount_minor=-redemption["amount_minor"])
-            allocated, lots = allocate_fifo(lots, debits, day)
-            allocations.append(allocated)
+        redeemed, lots = _redeem(
+            day, orders, "order_id", SourceKind.ORDER, config.redemption_limit_bp,
+            f"paid with cashback, at most {config.redemption_limit_bp / 100:g}% of the purchase",
+            lots, entries, allocations,
+        )  # fmt: skip
 
     # 2b. Loan repayments: the balance pays up to its limit of each payment (after the day's purchases).
     repayments = inputs.repayments.sort_values(["customer_id", "payment_id"], kind="mergesort").reset_index(drop=True)
     repaid = pd.Series(dtype="int64")
     if config.repayment_redemption_limit_bp and len(repayments):
-        amounts = repayments["amount_minor"].astype("int64")
-        limit = pd.Series(share_bp(amounts, config.repayment_redemption_limit_bp))
-        taken = greedy_take(repayments["customer_id"], limit, _balances(lots, repayments["customer_id"]))
+        taken, lots = _redeem(
+            day, repayments, "payment_id", SourceKind.REPAYMENT, config.repayment_redemption_limit_bp,
+            f"loan repayment paid with cashback, at most {config.repayment_redemption_limit_bp / 100:g}% of it",
+            lots, entries, allocations,
+        )  # fmt: skip
         repaid = pd.Series(taken, index=repayments["payment_id"].to_numpy())
-        take = taken > 0
-        if take.any():
-            redemption = _entries(
-                day,
-                repayments.loc[take, "customer_id"],
-                EntryKind.REDEMPTION,
-                -taken[take],
-                SourceKind.REPAYMENT,
-                repayments.loc[take, "payment_id"],
-                None,
-                f"loan repayment paid with cashback, at most {config.repayment_redemption_limit_bp / 100:g}% of it",
-            )
-            entries.append(redemption)
-            debits = redemption.assign(amount_minor=-redemption["amount_minor"])
-            allocated, lots = allocate_fifo(lots, debits, day)
-            allocations.append(allocated)
 
     # 3. Returned orders: refund their redemption, then claw back their cashback (up to the balance).
     rev = inputs.reversals.sort_values(["customer_id", "entry_id"], kind="mergesort").reset_index(drop=True)
@@ -443,3 +416,24 @@ def _qualifying(day: date, customer_id, amount, source_kind: str, source_key) ->
         },
         columns=QUALIFYING_COLUMNS,
     )
+
+
+def _redeem(day, payments, key, source, limit_bp, reason, lots, entries, allocations):
+    """The balance pays up to `limit_bp` of each payment (sorted by customer), first in, first out.
+
+    Appends the redemption entries and their allocations; returns what each payment took and the lots left.
+    """
+    amounts = payments["amount_minor"].astype("int64")
+    limit = pd.Series(share_bp(amounts, limit_bp))
+    taken = greedy_take(payments["customer_id"], limit, _balances(lots, payments["customer_id"]))
+    take = taken > 0
+    if take.any():
+        redemption = _entries(
+            day, payments.loc[take, "customer_id"], EntryKind.REDEMPTION, -taken[take], source,
+            payments.loc[take, key], None, reason,
+        )  # fmt: skip
+        entries.append(redemption)
+        debits = redemption.assign(amount_minor=-redemption["amount_minor"])
+        allocated, lots = allocate_fifo(lots, debits, day)
+        allocations.append(allocated)
+    return taken, lots
