@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, String, Table, false
 
 from models.base import metadata
 from models.columns import AutoId
@@ -116,6 +116,13 @@ segment_aggregates = Table(
     Column("reactions_email", Integer, nullable=False),
     Column("reactions_sms", Integer, nullable=False),
     Column("last_reaction_on", Date),
+    Column(
+        "is_purged",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="Out of the active base (purged, not restored) at the end of the day before computed_on.",
+    ),
 )
 Index(None, segment_aggregates.c.recheck_on)
 

@@ -44,7 +44,8 @@ COUNT_COLUMNS = (
     *[f"delivered_{c}" for c in CHANNELS],
     *[f"reactions_{c}" for c in CHANNELS],
 )
-FLAG_COLUMNS = ("is_technical", "has_login", *[f"contact_{c}" for c in CHANNELS])
+# is_purged: out of the active base (campaigns' purge, not restored) at the end of the day before.
+FLAG_COLUMNS = ("is_technical", "has_login", *[f"contact_{c}" for c in CHANNELS], "is_purged")
 AGGREGATE_COLUMNS = ("customer_id", *FLAG_COLUMNS[:2], *COUNT_COLUMNS, *DATE_COLUMNS, *FLAG_COLUMNS[2:])
 
 SEGMENT_COLUMNS = (
@@ -240,8 +241,16 @@ def derive_segments(agg: pd.DataFrame, as_of: date, config: SegmentsConfig) -> p
     state, substate = lifecycle(agg, as_of, config)
     scores = rfm(agg, as_of, config)
     technical = agg["is_technical"].to_numpy(bool)
-    retail_active = (agg["orders"] > 0) & (
-        _days_since(agg["last_order_on"], pd.Timestamp(as_of)) < config.retail_active_days
+    # A purged customer left the active base: only the state says so, no other segment holds them.
+    purged = agg["is_purged"].to_numpy(bool)
+    state = np.where(purged, S.PURGED.value, np.asarray(state, dtype=object))
+    substate = np.where(purged, None, np.asarray(substate, dtype=object))
+    scores = scores.copy()
+    scores.loc[purged, ["rfm_recency", "rfm_frequency", "rfm_monetary", "rfm_cell"]] = pd.NA
+    retail_active = (
+        (agg["orders"] > 0)
+        & (_days_since(agg["last_order_on"], pd.Timestamp(as_of)) < config.retail_active_days)
+        & ~purged
     )
     recent_loan = (agg["loans_open"] > 0) | (
         _days_since(agg["last_loan_on"], pd.Timestamp(as_of)) < config.retail_active_days
@@ -256,8 +265,8 @@ def derive_segments(agg: pd.DataFrame, as_of: date, config: SegmentsConfig) -> p
     for name in scores.columns:
         out[name] = scores[name].array  # keeps Int64 (scores) and object (cell) as they are
     for channel in CHANNELS:
-        out[f"reachable_{channel}"] = agg[f"contact_{channel}"].to_numpy(bool) & ~technical
-    out["preferred_channel"] = preferred_channel(agg, config)
+        out[f"reachable_{channel}"] = agg[f"contact_{channel}"].to_numpy(bool) & ~technical & ~purged
+    out["preferred_channel"] = np.where(purged, None, preferred_channel(agg, config))
     out["retail_active"] = retail_active.fillna(False).to_numpy(bool)
     out["is_intersection"] = (retail_active & recent_loan).fillna(False).to_numpy(bool)
     out["is_technical"] = technical
@@ -287,6 +296,9 @@ def rule_texts(config: SegmentsConfig) -> dict[tuple[str, str], str]:
     }
     texts = {(SegmentKind.LIFECYCLE_SUBSTATE.value, str(k)): v for k, v in sub.items()}
     texts[(SegmentKind.LIFECYCLE.value, str(S.REJECTED))] = "rejected: every application refused"
+    texts[(SegmentKind.LIFECYCLE.value, str(S.PURGED))] = (
+        "purged: archived out of the active base by a campaign's purge, not restored"
+    )
     texts[(SegmentKind.TECHNICAL.value, "technical")] = "internal account: never contacted"
     texts[(SegmentKind.RETAIL.value, "active_base")] = f"a completed purchase in the last {c.retail_active_days} days"
     texts[(SegmentKind.INTERSECTION.value, "intersection")] = (

@@ -44,6 +44,7 @@ from crm.core.db import sqlite_table_hint
 from crm.ingest import rows_as_of
 from crm.segments.derive import AGGREGATE_COLUMNS, DATE_COLUMNS, SEGMENT_COLUMNS
 from crm.segments.states import SegmentKind
+from models.campaigns import purged_customers
 from models.churn import churn_scores
 from models.ingest import history, staging
 from models.loyalty import loyalty_tiers
@@ -291,6 +292,14 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
         customers,
     ).subquery("contacts")
 
+    purged = _restrict(
+        select(purged_customers.c.customer_id, literal(1).label("is_purged"))
+        .where(purged_out_of_base(as_of))
+        .group_by(purged_customers.c.customer_id),
+        purged_customers.c.customer_id,
+        customers,
+    ).subquery("purged")
+
     def zero(column) -> ColumnElement:
         return func.coalesce(column, 0)
 
@@ -328,11 +337,22 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
         _raw(_least(*first_in_window)).label("first_window_activity_on"),
         _raw(messages.c.last_reaction_on).label("last_reaction_on"),
         *[flag(contacts.c[f"contact_{ch}"]).label(f"contact_{ch}") for ch in CHANNELS],
+        flag(purged.c.is_purged).label("is_purged"),
     ]
     joined = base
-    for sub in (login, apps, loans, interest, orders, messages, contacts):
+    for sub in (login, apps, loans, interest, orders, messages, contacts, purged):
         joined = joined.outerjoin(sub, sub.c.customer_id == base.c.customer_id)
     return select(*columns).select_from(joined)
+
+
+def purged_out_of_base(as_of: date) -> ColumnElement[bool]:
+    """A `purged_customers` row that holds the customer out of the base on `as_of`: as the night before left it.
+
+    The purge runs in campaign planning, after segments; the day before's end makes a re-run of
+    `as_of` (after that night's purge, or after a restore during the day) give what the night gave.
+    """
+    p, before = purged_customers.c, as_of - timedelta(days=1)
+    return and_(p.purged_on <= before, or_(p.restored_on.is_(None), p.restored_on > before))
 
 
 def _raw(column) -> ColumnElement:
@@ -375,7 +395,10 @@ def customers_to_recompute(as_of: date) -> Select:
     unsubscribed = select(m.c.customer_id).where(
         m.c.ingested_on == as_of, m.c.event_type == MessageEventType.UNSUBSCRIBED.value
     )
-    return union(*_version_parts(as_of), unsubscribed, due_for_recheck(as_of))
+    p, before = purged_customers.c, as_of - timedelta(days=1)
+    # Purged or restored by the night before: in or out of the base from this day on.
+    moved_base = select(p.customer_id).where(or_(p.purged_on == before, p.restored_on == before))
+    return union(*_version_parts(as_of), unsubscribed, moved_base, due_for_recheck(as_of))
 
 
 def _version_parts(as_of: date) -> list[Select]:

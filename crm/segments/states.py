@@ -27,6 +27,7 @@ class LifecycleState(StrEnum):
     REPEAT = "repeat"
     REJECTED = "rejected"
     RETAIL = "retail"
+    PURGED = "purged"  # archived out of the active base by a campaign purge (not restored)
 
 
 class LifecycleSubstate(StrEnum):
@@ -67,6 +68,7 @@ SUBSTATES_OF: dict[LifecycleState, tuple[LifecycleSubstate, ...]] = {
         LifecycleSubstate.DEEP_CHURN,
     ),
     LifecycleState.REJECTED: (),
+    LifecycleState.PURGED: (),
     LifecycleState.RETAIL: (LifecycleSubstate.ACTIVE_BASE, LifecycleSubstate.LAPSED),
 }
 

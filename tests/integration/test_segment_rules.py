@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from crm.core.contracts import CUSTOMER_CONTACTS, CUSTOMERS, LOANS
 from crm.core.db import read_frame
@@ -14,6 +14,7 @@ from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import make_engine
 from crm.ingest import record_versions
 from crm.segments import RunMode, SegmentsConfig, refresh_segments, segment_changes, segment_snapshot
+from models.campaigns import purged_customers
 from models.ingest import staging
 from models.segments import segment_memberships, segment_runs, segment_sizes
 
@@ -179,3 +180,53 @@ def test_a_changed_threshold_moves_customers_with_a_rule_that_names_it(backend):
         moved = conn.execute(segment_changes(d1, "lifecycle_substate", "churn")).all()
     assert snapshot(engine, D0).loc[1, "lifecycle_substate"] == "pre_churn"
     assert [(r.customer_id, r.rule) for r in moved] == [(1, "repeat: no open loan, last repayment 30 days ago or more")]
+
+
+def test_a_purged_customer_leaves_every_segment_the_next_day_and_a_restored_one_comes_back(backend):
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    repaid_on = D0 - timedelta(days=40)
+    with engine.begin() as conn:
+        versions(conn, CUSTOMERS, [customer(1), customer(2)], D0)
+        versions(conn, CUSTOMER_CONTACTS, [contact(c, "email", True, at(D0 - timedelta(days=50))) for c in (1, 2)], D0)
+        versions(conn, LOANS, [loan(10 + c, c, "repaid", at(repaid_on, 9), at(repaid_on, 9)) for c in (1, 2)], D0)
+    refresh_segments(engine, D0, CONFIG)
+    # D0's campaign planning (after segments) purges customer 1; segments see it from D0+1.
+    with engine.begin() as conn:
+        conn.execute(
+            insert(purged_customers),
+            [{"customer_id": 1, "purged_on": D0, "reason": "deep_churn_no_response", "archive_key": "a"}],
+        )
+    d1, d2, d3 = (D0 + timedelta(days=n) for n in (1, 2, 3))
+    recheck = refresh_segments(engine, D0, CONFIG)  # re-running D0 after its purge gives what the night gave
+    assert (recheck.mode, recheck.differences) == (RunMode.RECHECK, 0)
+    run = refresh_segments(engine, d1, CONFIG)
+    assert (run.mode, run.customers_changed) == (RunMode.INCREMENTAL, 1)
+    s1 = snapshot(engine, d1)
+    assert s1.loc[1, "lifecycle_state"] == "purged"
+    assert pd.isna(s1.loc[1, "lifecycle_substate"]) and pd.isna(s1.loc[1, "rfm_cell"])
+    assert not s1.loc[1, "reachable_email"] and s1.loc[2, "reachable_email"]
+    assert s1.loc[2, "lifecycle_substate"] == "pre_churn"
+    # Restored during D0+1 ("back in the base from" that day): segments see it from D0+2.
+    with engine.begin() as conn:
+        conn.execute(update(purged_customers).where(purged_customers.c.customer_id == 1).values(restored_on=d1))
+    assert refresh_segments(engine, d1, CONFIG).differences == 0
+    refresh_segments(engine, d2, CONFIG)
+    s2 = snapshot(engine, d2)
+    assert (s2.loc[1, "lifecycle_substate"], bool(s2.loc[1, "reachable_email"])) == ("pre_churn", True)
+    with engine.connect() as conn:
+        sizes = dict(
+            conn.execute(
+                select(segment_sizes.c.segment, segment_sizes.c.customers).where(
+                    segment_sizes.c.as_of == d1, segment_sizes.c.kind == "lifecycle"
+                )
+            ).all()
+        )
+        left = conn.execute(segment_changes(d1, "reachable", "email", "left")).all()
+    assert sizes["purged"] == 1 and sizes["repeat"] == 1
+    assert [r.customer_id for r in left] == [1]
+    # A full recompute of the next day agrees with the incremental nights.
+    assert refresh_segments(engine, d3, CONFIG, full=True).mode == RunMode.FULL
+    with engine.connect() as conn:
+        assert conn.execute(segment_changes(d3, "lifecycle", "purged", "entered")).all() == []
+    pd.testing.assert_frame_equal(snapshot(engine, d1), s1)
