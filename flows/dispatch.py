@@ -52,7 +52,8 @@ def dispatch(as_of: date | None = None, force_closed_gate: bool = False, send_pa
         if state.is_completed():
             runs.append(future.result())
         else:
-            failed.append(name)
+            error = future.result(raise_on_failure=False)  # the cause reaches the flow's message: one line to act on
+            failed.append(f"{name} ({error})" if isinstance(error, BaseException) else name)
     publish_dispatch_report(as_of, decision, runs)
     outcome |= {
         "sent": sum(r["sent"] for r in runs),
@@ -62,7 +63,7 @@ def dispatch(as_of: date | None = None, force_closed_gate: bool = False, send_pa
     }
     if failed:
         raise DispatchFailed(
-            f"dispatch {as_of}: provider(s) {', '.join(failed)} failed; the next run re-sends their messages"
+            f"dispatch {as_of}: provider(s) {'; '.join(failed)} failed; the next run re-sends their messages"
         )
     get_run_logger().info(
         "dispatch %s: %d sent, %d failed, %d skipped", as_of, outcome["sent"], outcome["failed"], outcome["skipped"]

@@ -48,7 +48,11 @@ def ensure_provider_limits(config: SendingConfig | None = None) -> list[str]:
 
 
 def _load_secret_block(name: str) -> str:
-    return Secret.load(name).get()
+    """The block's value; "" when no such block exists (the caller names the block in a one-line error)."""
+    try:
+        return Secret.load(name).get()
+    except ValueError:  # Prefect: "Unable to find block document named ..."
+        return ""
 
 
 def _worth_retrying(task, task_run, state) -> bool:

@@ -49,8 +49,10 @@ class LocalProvider:
         lost_answer_share: float = 0.0,
         latency_seconds: float = 0.0,
         seed: int = 0,
+        bearer_token: str | None = None,
     ) -> None:
         self.name = name
+        self.bearer_token = bearer_token  # when set, a request without it is refused (401), as a real gateway does
         self.fail_share = fail_share
         self.throttle_share = throttle_share
         self.retry_after_seconds = retry_after_seconds
@@ -176,6 +178,11 @@ class LocalProvider:
                 raw = self.rfile.read(length)
                 if provider.latency_seconds:
                     time.sleep(provider.latency_seconds)
+                if provider.bearer_token and self.headers.get("Authorization") != f"Bearer {provider.bearer_token}":
+                    with provider.lock:
+                        provider.faults["unauthorised"] += 1
+                    self._answer(401, {"error": "missing or wrong bearer token"})
+                    return
                 fault = provider._fault()
                 if fault == "fail":
                     self._answer(503, {"error": "temporarily unavailable"})

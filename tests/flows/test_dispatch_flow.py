@@ -9,6 +9,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from prefect.blocks.system import Secret
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.concurrency.sync import concurrency
@@ -146,3 +147,33 @@ def test_delivery_reports_flow_runs_for_a_day(sqlite_backend):
     seed_outbox(sqlite_backend.warehouse_url, range(1, 3))
     counts = delivery_reports(as_of=DAY)
     assert counts == {"sent": 0, "delivered": 0, "failed": 0, "opened": 0, "clicked": 0, "unsubscribed": 0, "states": 0}
+
+
+def test_the_gateway_token_comes_from_a_prefect_secret_block_and_a_missing_block_is_named(
+    sqlite_backend, tmp_path, monkeypatch
+):
+    seed_outbox(sqlite_backend.warehouse_url, range(1, 4))
+    with LocalProvider(bearer_token="tok-from-block") as local:
+        config_dir = tmp_path / "secret"
+        config_dir.mkdir()
+        (config_dir / "sending.yaml").write_text(
+            "providers:\n"
+            "  guarded-gw:\n"
+            "    kind: http\n"
+            f"    url: {local.url}/messages\n"
+            "    token: {secret_block: gw-token-test}\n"
+            "channels:\n"
+            "  sms: {provider: guarded-gw, cost_minor: 150}\n"
+        )
+        monkeypatch.setenv("CRM_CONFIG_DIR", str(config_dir))
+        ensure_provider_limits()
+        missing = dispatch(as_of=DAY, return_state=True)
+        assert missing.is_failed()
+        assert "provider guarded-gw: token not found in the Secret block gw-token-test" in missing.message
+        assert local.stats()["requests"] == 0
+
+        Secret(value="tok-from-block").save("gw-token-test", overwrite=True)
+        sent = dispatch(as_of=DAY, return_state=True)
+        assert sent.is_completed() and sent.result()["sent"] == 3
+        stats = local.stats()
+        assert (stats["delivered"], stats["faults"]) == (3, {})  # never refused: the token was sent
