@@ -172,6 +172,7 @@ class SmtpRecorder:
                     "subject": message["Subject"],
                     "authenticated": getattr(session, "authenticated", False),
                     "login": getattr(session, "login_data", None),
+                    "tls": getattr(session, "ssl", None) is not None,
                 }
             )
         return "250 Message accepted"

@@ -60,6 +60,10 @@ class SmtpProviderConfig(_Limits):
     host: str
     port: int = Field(587, ge=1, le=65535)
     security: Literal["none", "starttls", "ssl"] = "starttls"
+    ca_file: str | None = Field(
+        None,
+        description="PEM file of the CA that signed the relay's certificate (a private CA); default: the system's.",
+    )
     username: str | None = None
     password: Credential | None = None
     from_address: str = "crm@example.com"

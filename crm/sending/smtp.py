@@ -70,12 +70,14 @@ class SmtpProvider:
     # ------------------------------------------------------------------ connections
     def _connect(self) -> smtplib.SMTP:
         c = self.config
+        # Certificates are always verified (host name included); a private CA is trusted by file, never by switching checks off.
         if c.security == "ssl":
-            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_seconds, context=ssl.create_default_context())
+            context = ssl.create_default_context(cafile=c.ca_file)
+            conn = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_seconds, context=context)
         else:
             conn = smtplib.SMTP(c.host, c.port, timeout=c.timeout_seconds)
             if c.security == "starttls":
-                conn.starttls(context=ssl.create_default_context())
+                conn.starttls(context=ssl.create_default_context(cafile=c.ca_file))
         if c.username:
             conn.login(c.username, self.password or "")
         with self.lock:
@@ -138,6 +140,12 @@ class SmtpProvider:
                     return self._rejected(message, code, exc.smtp_error, attempt)
                 error = f"SMTP {code}"
                 self._reset()
+            except ssl.SSLCertVerificationError as exc:
+                # An untrusted relay will not become trusted by retrying: stop the run, say what to check.
+                raise RuntimeError(
+                    f"SMTP provider {self.name}: the relay's certificate is not trusted ({exc.verify_message}): "
+                    "check the host name, or give the CA's PEM file as ca_file"
+                ) from exc
             except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
                 code, error = None, f"connection: {type(exc).__name__}"
                 self._drop_connection()

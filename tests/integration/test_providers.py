@@ -293,3 +293,74 @@ def test_the_file_export_writes_to_s3(s3_bucket):
     provider.send([message(1), message(2)])
     provider.finish(DAY)
     assert exported(open_store(url), "sms")["message_id"].tolist() == [message(1).message_id, message(2).message_id]
+
+
+def self_signed_certificate(folder) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by its own key (a private CA's), as PEM files: (cert, key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test relay")])
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=3650))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "relay.pem", folder / "relay.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_smtp_over_tls_verifies_the_relay_against_the_configured_ca_and_logs_in_encrypted(tmp_path, security):
+    import ssl
+
+    cert_file, key_file = self_signed_certificate(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    recorder = SmtpRecorder()
+    tls = {"tls_context": server_context, "require_starttls": True} if security == "starttls" else {}
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=free_port(),
+        authenticator=Login(),
+        # STARTTLS: AUTH only after it, so the password never crosses in clear (SMTPS is TLS from the first byte,
+        # and aiosmtpd does not count it for this option).
+        auth_require_tls=security == "starttls",
+        ssl_context=server_context if security == "ssl" else None,
+        **tls,
+    )
+    controller.start()
+    try:
+        options = {"security": security, "username": "crm", "password": {"env": "SMTP_PASSWORD"}}
+        untrusted = smtp_provider(controller, **options, password_value="pa55")
+        with pytest.raises(RuntimeError, match=r"certificate is not trusted .*give the CA's PEM file as ca_file"):
+            untrusted.send([message(1, "email", to="a@example.com")])
+        untrusted.close()
+        assert recorder.received == []
+
+        trusted = smtp_provider(controller, **options, ca_file=cert_file, password_value="pa55")
+        (only,) = trusted.send([message(2, "email", to="b@example.com")]).results
+        trusted.close()
+    finally:
+        controller.stop()
+    assert only.outcome is SendOutcome.SENT
+    assert (recorder.received[0]["authenticated"], recorder.received[0]["tls"] or security == "ssl") == (True, True)
