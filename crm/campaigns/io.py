@@ -202,7 +202,6 @@ def new_entries(
     conn: Connection, campaigns: Sequence[Campaign], as_of: date, config: CampaignsConfig, excluded: np.ndarray
 ) -> pd.DataFrame:
     """Who enters each campaign on `as_of`: the trigger, the filters, not excluded (purged, technical), not in already."""
-    history = read_frame(conn, q.last_entries([c.id for c in campaigns]))
     frames = []
     for campaign in campaigns:
         ids = np.setdiff1d(
@@ -210,7 +209,8 @@ def new_entries(
         )
         if len(ids) == 0:
             continue
-        mine = history[history["campaign_id"] == campaign.id] if not history.empty else history
+        # Only the day's audience's past entries: the work follows the day, not the campaign's whole history.
+        mine = _read_for(conn, q.last_entries([campaign.id]), ids)
         if not mine.empty:  # a backfill of an older day sees only the entries before it
             mine = mine[pd.to_datetime(mine["entered_on"]) < pd.Timestamp(as_of)]
         wave = pd.Series(1, index=ids, dtype="int64")
@@ -473,21 +473,33 @@ def _with_loyalty_details(conn: Connection, candidates: pd.DataFrame, campaigns:
     if events.empty:
         return candidates
     events["as_of"] = pd.to_datetime(events["as_of"])
+    events["event"] = events["event"].astype(str)
+    allowed = pd.DataFrame(
+        [(campaign_id, str(event)) for campaign_id, events_ in kinds.items() for event in events_],
+        columns=["campaign_id", "event"],
+    )
+    wanted = candidates.loc[mine, ["customer_id", "entered_on", "campaign_id"]].rename_axis("row").reset_index()
+    wanted["entered_on"] = pd.to_datetime(wanted["entered_on"])
+    # The customer's first event of the entry day that the campaign listens to: one join, no loop per message.
+    hits = (
+        wanted.merge(events.rename(columns={"as_of": "entered_on"}), on=["customer_id", "entered_on"])
+        .merge(allowed, on=["campaign_id", "event"])
+        .drop_duplicates("row", keep="first")
+    )
+    if hits.empty:
+        return candidates
     out = candidates.copy()
-    for index, row in out[mine].iterrows():  # the day's loyalty messages only: a few thousand at most
-        hit = events[
-            (events["customer_id"] == row["customer_id"])
-            & (events["as_of"] == pd.Timestamp(row["entered_on"]))
-            & events["event"].isin(kinds[row["campaign_id"]])
-        ]
-        if len(hit):
-            first = hit.iloc[0]
-            amount = None if pd.isna(first["amount_minor"]) else int(first["amount_minor"])
-            out.at[index, "params"] = dict(row["params"]) | {
-                "event": first["event"],
-                "detail": first["detail"],
-                "amount_minor": amount,
-            }
+    amounts = [None if pd.isna(a) else int(a) for a in hits["amount_minor"]]
+    out.loc[hits["row"].to_numpy(), "params"] = pd.Series(
+        [
+            dict(params) | {"event": event, "detail": detail, "amount_minor": amount}
+            for params, event, detail, amount in zip(
+                out.loc[hits["row"].to_numpy(), "params"], hits["event"], hits["detail"], amounts, strict=True
+            )
+        ],
+        index=hits["row"].to_numpy(),
+        dtype=object,
+    )
     return out
 
 
@@ -574,8 +586,9 @@ def _plan(
     technical = _ids(read_frame(conn, q.technical_customers(as_of)))
     purged = _ids(read_frame(conn, q.purged_on(as_of)))
     result.exited = close_entries(conn, campaigns, as_of)
-    result.purged, result.archive_key = purge(conn, purge_candidates(conn, campaigns, as_of), as_of, purged)
-    excluded = np.union1d(technical, _ids(read_frame(conn, q.purged_on(as_of))))
+    leaving = purge_candidates(conn, campaigns, as_of)
+    result.purged, result.archive_key = purge(conn, leaving, as_of, purged)
+    excluded = np.union1d(technical, np.union1d(purged, _ids(leaving)))  # = purged_on(as_of) after the purge
     entries = new_entries(conn, campaigns, as_of, config, excluded)
     if not entries.empty:
         write_frame(conn, campaign_entries, entries.assign(exited_on=pd.NaT, exit_reason=None), on_conflict="error")
