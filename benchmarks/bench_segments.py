@@ -49,6 +49,7 @@ TABLES = (
     "stg_payments",
     "stg_message_events",
     "stg_app_events",
+    "purged_customers",  # who campaigns purged out of the base (empty here: no campaigns run)
 )
 
 EXPORT = """
@@ -69,6 +70,10 @@ with warehouse_engine().connect() as conn:
             frame = pd.DataFrame.from_records(part, columns=columns)
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / f"part-{i:04d}.parquet")
             n += len(frame)
+        if n == 0:  # DuckDB needs a file to know the columns: an empty one with the table's types
+            kinds = {"INTEGER": pa.int64(), "BIGINT": pa.int64(), "DATE": pa.date32(), "BOOLEAN": pa.bool_()}
+            schema = pa.schema([(c.name, kinds.get(str(c.type).split("(")[0], pa.string())) for c in table.columns])
+            pq.write_table(schema.empty_table(), folder / "part-0000.parquet")
         rows[name] = n
 print(json.dumps(rows))
 """
