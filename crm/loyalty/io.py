@@ -19,7 +19,7 @@ from crm.core.db import read_frame, with_sqlite_hint, write_frame
 from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
 from crm.loyalty.config import LoyaltyConfig
-from crm.loyalty.invariants import LedgerInvariantViolated, check_invariants
+from crm.loyalty.invariants import InvariantCheck, LedgerInvariantViolated, check_invariants, member_chunks
 from crm.loyalty.ledger import LOT_COLUMNS, allocate_fifo, post_day
 from crm.loyalty.plan import day_events, qualifying_window, select_day_inputs, tier_changes
 from crm.loyalty.rules import (
@@ -52,6 +52,8 @@ LEDGER_TABLES = (
     loyalty_runs,
 )
 _temp_names = itertools.count()
+# Members whose whole ledger the invariant check reads at a time (~6 entries a member a year: ~0.3 M rows).
+INVARIANT_CHUNK_MEMBERS = 50_000
 _INTS = ("customer_id", "amount_minor", "order_id", "payment_id", "remaining_minor", "qualifying_minor")
 
 
@@ -100,8 +102,28 @@ def _ids(conn: Connection, ids: pd.Series) -> Table:
     return _temp(conn, "entry_id", String(32), ids)
 
 
-def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> DayResult:
-    """Post one business day: ledger entries, allocations, status account, tiers, events, decisions; check invariants."""
+def check_members(
+    conn: Connection, customer_ids, chunk_members: int = INVARIANT_CHUNK_MEMBERS, limit: int = 5
+) -> list[str]:
+    """The invariants of these members' whole ledger, read and checked `chunk_members` members at a time."""
+    check = InvariantCheck(limit)
+    for ids in member_chunks(customer_ids, chunk_members):
+        chunk = _temp(conn, "customer_id", BigInteger(), ids)
+        e_stmt, a_stmt = q.touched_entries(chunk)
+        check.add(_read(conn, e_stmt), _read(conn, a_stmt))
+        chunk.drop(conn)
+    return check.lines()
+
+
+def post_loyalty_day(
+    source: Engine,
+    ledger: Engine,
+    day: date,
+    config: LoyaltyConfig,
+    check_chunk_members: int = INVARIANT_CHUNK_MEMBERS,
+) -> DayResult:
+    """Post one business day: ledger entries, allocations, status account, tiers, events, decisions; check invariants
+    of every member with an entry of the day (`check_chunk_members` members at a time)."""
     result = DayResult(day)
     with source.connect() as src, ledger.begin() as led:
         prev = led.execute(q.previous_run(day)).scalar()
@@ -217,8 +239,7 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
 
         touched = pd.concat([posting.entries["customer_id"], joiners])
         result.members_touched = int(touched.nunique())
-        e_stmt, a_stmt = q.touched_entries(_temp(led, "customer_id", BigInteger(), posting.entries["customer_id"]))
-        result.violations = check_invariants(_read(led, e_stmt), _read(led, a_stmt))
+        result.violations = check_members(led, posting.entries["customer_id"], check_chunk_members)
 
         run = {
             "as_of": day,
