@@ -45,7 +45,15 @@ def _broken_ledger():
     ]
     expiry_4 = rows[1]["entry_id"]
     allocations = pd.DataFrame(
-        [{"debit_entry_id": expiry_4, "lot_entry_id": credit_of_1, "customer_id": 4, "as_of": day(12), "amount_minor": 10}]
+        [
+            {
+                "debit_entry_id": expiry_4,
+                "lot_entry_id": credit_of_1,
+                "customer_id": 4,
+                "as_of": day(12),
+                "amount_minor": 10,
+            }
+        ]
     )
     return pd.concat([e, pd.DataFrame(rows)], ignore_index=True), pd.concat([a, allocations], ignore_index=True)
 
