@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 import pytest
 
@@ -10,12 +12,17 @@ from crm.loyalty.rules import EntryKind, SourceKind, entry_id
 from tests.unit.loyalty.test_rules import day, joined, order
 
 
-def _clean_ledger():
-    """Six members with accruals, redemptions and expiries (the production engine, in memory)."""
+@functools.cache
+def _programme():
     p = joined(*[(c, "online" if c % 2 else "offline") for c in range(1, 7)])
     p.run_day(day(1), orders=pd.concat([order(10 + c, c, 20_000 * c) for c in range(1, 7)]))
     p.run_day(day(10))  # the rest of the welcome bonuses expires
-    return p.entries.copy(), p.allocations.copy()
+    return p
+
+
+def _clean_ledger():
+    """Six members with accruals, redemptions and expiries (the production engine, in memory)."""
+    return _programme().entries.copy(), _programme().allocations.copy()
 
 
 def _entry(customer_id, kind, amount, source_kind, source_key, as_of=day(12), expires_on=None, entry=None):
