@@ -137,10 +137,9 @@ def test_posting_members_in_chunks_writes_the_same_ledger_and_finds_the_same_vio
     from dataclasses import asdict
     from datetime import date
 
+    from benchmarks.bench_loyalty import GENERATE
     from crm.loyalty import Tier, check_invariants, create_ledger_tables
     from crm.loyalty.io import check_members
-
-    from benchmarks.bench_loyalty import GENERATE
 
     # The benchmark's synthetic year (the warehouse rows ingestion writes) for 400 members: a first run
     # posts 11 months at once, then 3 nights with purchases, interest, redemptions, expiry and tier moves.
