@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_ingest import run_stage
-from benchmarks.bench_segments import postgres_database
+from benchmarks.bench_segments import postgres_database, restore_sqlite_snapshot, take_sqlite_snapshot
 
 GENERATE = r"""
 import sys, json
@@ -193,17 +192,13 @@ def main() -> None:
             (work / f"replay.db{suffix}").unlink(missing_ok=True)
         env["CRM_WAREHOUSE_URL"] = f"sqlite:///{work / 'warehouse.db'}"
         replay_url = f"sqlite:///{work / 'replay.db'}"
-        for suffix in ("", "-wal") if args.reuse else ():
-            if (work / f"warehouse-snapshot.db{suffix}").exists():
-                shutil.copyfile(work / f"warehouse-snapshot.db{suffix}", work / f"warehouse.db{suffix}")
+        if args.reuse:
+            restore_sqlite_snapshot(work)
     results = []
     if not args.reuse:
         results.append(run_stage("generate", GENERATE, [str(args.customers), str(start), str(args.days)], env))
         if args.backend == "sqlite":
-            for suffix in ("", "-wal"):
-                (work / f"warehouse-snapshot.db{suffix}").unlink(missing_ok=True)
-                if (work / f"warehouse.db{suffix}").exists():
-                    shutil.copyfile(work / f"warehouse.db{suffix}", work / f"warehouse-snapshot.db{suffix}")
+            take_sqlite_snapshot(work)
         else:
             postgres_database(snap, template=wh)
     results.append(run_stage("first-run (a year at once)", POST, [str(year_end)], env))

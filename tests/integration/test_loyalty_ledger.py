@@ -138,24 +138,16 @@ def test_posting_members_in_chunks_writes_the_same_ledger_and_finds_the_same_vio
     from datetime import date
 
     from benchmarks.bench_loyalty import GENERATE
-    from crm.loyalty import Tier, check_invariants, create_ledger_tables
+    from crm.loyalty import check_invariants, create_ledger_tables
     from crm.loyalty.io import check_members
+    from tests.unit.loyalty.test_rules import CONFIG  # tiers within reach of a few purchases
 
     # The benchmark's synthetic year (the warehouse rows ingestion writes) for 400 members: a first run
     # posts 11 months at once, then 3 nights with purchases, interest, redemptions, expiry and tier moves.
     monkeypatch.setattr("sys.argv", ["generate", "400", "2025-01-01", "365"])
     exec(compile(GENERATE, "bench_loyalty.GENERATE", "exec"), {})
     source = make_engine(sqlite_backend.warehouse_url)
-    config = LoyaltyConfig(
-        tiers=[
-            Tier(name="bronze", threshold_minor=0, purchase_bp=200, interest_bp=300),
-            Tier(name="silver", threshold_minor=50_000, purchase_bp=400, interest_bp=500),
-            Tier(name="gold", threshold_minor=150_000, purchase_bp=700, interest_bp=800),
-        ],
-        expiry_days=2,
-        promo_expiry_days=1,
-        window_days=2,
-    )
+    config = CONFIG.model_copy(update={"expiry_days": 2, "promo_expiry_days": 1, "window_days": 2})
     days = [date(2025, 12, 1) + timedelta(days=i) for i in range(4)]
     posted = {}
     for name, chunk in (("at once", 10_000), ("in chunks of 100", 100)):
