@@ -156,7 +156,7 @@ def post_loyalty_day(
             due=_read(led, q.lots_before(day, due_after=prev)),
         )
         for lo, hi in _id_ranges(day_rows.customer_ids(), chunk_members):
-            _post_members(src, led, day, config, day_rows.between(lo, hi), (lo, hi), prev, result, check)
+            _post_members(led, day, config, day_rows.between(lo, hi), (lo, hi), result, check)
         result.violations = check.lines()
 
         run = {
@@ -224,13 +224,11 @@ def _id_ranges(customer_ids: pd.Series, size: int) -> list[tuple[int | None, int
 
 
 def _post_members(
-    src: Connection,
     led: Connection,
     day: date,
     config: LoyaltyConfig,
     rows: _DayRows,
     span: tuple[int | None, int | None],
-    prev: date | None,
     result: DayResult,
     check: InvariantCheck,
 ) -> None:
