@@ -137,6 +137,8 @@ def post_loyalty_day(
     that posts a year at once holds one chunk's frames, not the population's. A night touches fewer
     members than a chunk and runs as one.
     """
+    if chunk_members < 1:
+        raise ValueError(f"chunk_members must be at least 1, not {chunk_members}")
     result = DayResult(day)
     check = InvariantCheck()
     with source.connect() as src, ledger.begin() as led:
