@@ -12,6 +12,8 @@ returned, loans with some written off. Then:
 Each stage runs in its own process so its peak RSS is its own. Run by hand, not in CI:
     python benchmarks/bench_loyalty.py --customers 100000 --backend sqlite --replay-days 7
     python benchmarks/bench_loyalty.py --customers 1000000 --backend postgresql
+`--reuse` starts from the synthetic year a previous run generated (a copy of the SQLite file, a
+PostgreSQL template database `<prefix>_snap_<n>`) instead of generating it again.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ingest import postgres_database, run_stage
+from benchmarks.bench_ingest import run_stage
+from benchmarks.bench_segments import postgres_database, restore_sqlite_snapshot, take_sqlite_snapshot
 
 GENERATE = r"""
 import sys, json
@@ -164,6 +167,11 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--replay-days", type=int, default=0, help="Also post this many days one by one (rebuild).")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench-loyalty"))
+    parser.add_argument("--db-prefix", default="crm_bench_loyalty", help="PostgreSQL database names' prefix.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="start from the synthetic year a previous run generated (its snapshot)"
+    )
+    parser.add_argument("--first-run-only", action="store_true", help="stop after the first run")
     args = parser.parse_args()
 
     from datetime import date, timedelta
@@ -174,17 +182,28 @@ def main() -> None:
     work = args.workdir / f"{args.backend}-{args.customers}"
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CRM_HOME=str(work), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    wh, snap = f"{args.db_prefix}_{args.customers}", f"{args.db_prefix}_snap_{args.customers}"
     if args.backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_loyalty_{args.customers}")
-        replay_url = postgres_database(f"crm_bench_loyalty_replay_{args.customers}")
+        env["CRM_WAREHOUSE_URL"] = postgres_database(wh, template=snap if args.reuse else None)
+        replay_url = postgres_database(f"{args.db_prefix}_replay_{args.customers}")
     else:
         for suffix in ("", "-wal", "-shm"):
             (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
             (work / f"replay.db{suffix}").unlink(missing_ok=True)
         env["CRM_WAREHOUSE_URL"] = f"sqlite:///{work / 'warehouse.db'}"
         replay_url = f"sqlite:///{work / 'replay.db'}"
-    results = [run_stage("generate", GENERATE, [str(args.customers), str(start), str(args.days)], env)]
+        if args.reuse:
+            restore_sqlite_snapshot(work)
+    results = []
+    if not args.reuse:
+        results.append(run_stage("generate", GENERATE, [str(args.customers), str(start), str(args.days)], env))
+        if args.backend == "sqlite":
+            take_sqlite_snapshot(work)
+        else:
+            postgres_database(snap, template=wh)
     results.append(run_stage("first-run (a year at once)", POST, [str(year_end)], env))
+    if args.first_run_only:
+        return
     results.append(run_stage("nightly (one day)", POST, [str(night)], env))
     results.append(run_stage("nightly re-run", POST, [str(night)], env))
     results.append(run_stage("report", REPORT, [str(night)], env))

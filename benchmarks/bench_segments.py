@@ -134,11 +134,7 @@ def main() -> None:
     state_file = work / "last_day.txt"
     if args.reuse:
         if args.backend == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
-                (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
-            for suffix in ("", "-wal"):
-                if (work / f"warehouse-snapshot.db{suffix}").exists():
-                    shutil.copyfile(work / f"warehouse-snapshot.db{suffix}", work / f"warehouse.db{suffix}")
+            restore_sqlite_snapshot(work)
     elif not args.reuse_source:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -153,10 +149,7 @@ def main() -> None:
     if not args.reuse:
         results.append(run_stage(f"ingest catch-up to {first}", INGEST, [first.isoformat()], env))
         if args.backend == "sqlite":
-            for suffix in ("", "-wal"):
-                (work / f"warehouse-snapshot.db{suffix}").unlink(missing_ok=True)
-                if (work / f"warehouse.db{suffix}").exists():
-                    shutil.copyfile(work / f"warehouse.db{suffix}", work / f"warehouse-snapshot.db{suffix}")
+            take_sqlite_snapshot(work)
         else:
             postgres_database(snap, template=wh)
     if args.prepare_only:
@@ -176,6 +169,23 @@ def main() -> None:
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     (out / f"segments-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))
+
+
+def take_sqlite_snapshot(work: Path) -> None:
+    """Copy the work folder's SQLite warehouse (with its WAL) to `warehouse-snapshot.db`."""
+    for suffix in ("", "-wal"):
+        (work / f"warehouse-snapshot.db{suffix}").unlink(missing_ok=True)
+        if (work / f"warehouse.db{suffix}").exists():
+            shutil.copyfile(work / f"warehouse.db{suffix}", work / f"warehouse-snapshot.db{suffix}")
+
+
+def restore_sqlite_snapshot(work: Path) -> None:
+    """Replace the work folder's SQLite warehouse by its snapshot."""
+    for suffix in ("", "-wal", "-shm"):
+        (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
+    for suffix in ("", "-wal"):
+        if (work / f"warehouse-snapshot.db{suffix}").exists():
+            shutil.copyfile(work / f"warehouse-snapshot.db{suffix}", work / f"warehouse.db{suffix}")
 
 
 def PG_ADMIN_BASE() -> str:

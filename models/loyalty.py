@@ -29,7 +29,7 @@ loyalty_ledger = Table(
         "source_kind",
         String(32),
         nullable=False,
-        comment="order | order_promotion | interest_payment | signup | birthday | lot | entry | rule",
+        comment="order | order_promotion | interest_payment | loan_payment | signup | birthday | lot | entry | rule",
     ),
     Column("source_key", String(64), nullable=False, comment="The cause's key (order id, entry id of a lot, ...)."),
     Column("expires_on", Date, comment="Credits: the day what is left of it expires."),

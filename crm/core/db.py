@@ -19,6 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 OnConflict = Literal["update", "ignore", "error"]
 _temp_names = itertools.count()
+# Rows per statement of `write_frame` (its driver-side copy of the values: ~0.1 GB at this size).
+WRITE_BATCH_ROWS = 100_000
 
 
 def dialect_insert(conn: Connection, table: Table):
@@ -44,21 +46,25 @@ def upsert(conn: Connection, table: Table, rows: list[dict], *, increment: tuple
     conn.execute(stmt.on_conflict_do_update(index_elements=key, set_=updates), rows)
 
 
-def write_frame(conn: Connection, table: Table, frame: pd.DataFrame, *, on_conflict: OnConflict) -> int:
+def write_frame(
+    conn: Connection, table: Table, frame: pd.DataFrame, *, on_conflict: OnConflict, batch_rows: int = WRITE_BATCH_ROWS
+) -> int:
     """Write `frame` into `table`; return how many rows were inserted or updated.
 
     `update` replaces rows whose key exists, `ignore` keeps the stored row (so
     `len(frame) - result` rows were duplicates), `error` is a plain insert.
-    Keys repeated inside `frame` keep their last row.
+    Keys repeated inside `frame` keep their last row. The rows go `batch_rows` at a time (in the
+    caller's transaction): the driver's copy of the values follows the batch, not the frame.
     """
     if frame.empty:
         return 0
     key = [c.name for c in table.primary_key]
     if on_conflict != "error":
         frame = frame.drop_duplicates(subset=key, keep="last")
-    if conn.dialect.name == "postgresql":
-        return _write_postgresql(conn, table, frame, on_conflict, key)
-    return _write_sqlite(conn, table, frame, on_conflict, key)
+    write = _write_postgresql if conn.dialect.name == "postgresql" else _write_sqlite
+    return sum(
+        write(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key) for i in range(0, len(frame), batch_rows)
+    )
 
 
 def _conflict_clause(stmt, table: Table, columns: list[str], key: list[str], on_conflict: OnConflict):

@@ -5,7 +5,11 @@
 3. redemptions never exceed what was available: every debit is covered by allocations from lots
    posted no later than it, and a redemption never uses a lot that had expired;
 4. every entry is traceable: its id is the hash of its cause, its cause's kind is known, an expiry
-   points at a credit, a reversal at an entry of the same member.
+   points at a credit of the same member, a reversal at an entry of the same member.
+
+Each invariant concerns one member (its entries and allocations), so the members are checked a
+chunk at a time and the violations merged (`InvariantCheck`): memory follows the chunk, not the
+population.
 """
 
 from __future__ import annotations
@@ -23,21 +27,99 @@ class LedgerInvariantViolated(Finding):
     """The ledger broke an invariant: the run stops and a person must look (exit 2)."""
 
 
-def check_invariants(entries: pd.DataFrame, allocations: pd.DataFrame, limit: int = 5) -> list[str]:
-    """The violated invariants, one line each with up to `limit` example entry ids (empty: all hold)."""
-    problems: list[str] = []
+# The violations' lines, in this order; an example is an entry id, or a customer id for the per-member ones.
+MESSAGES = (
+    "entry id is not the hash of its cause",
+    "unknown kind or cause",
+    "cause without a key",
+    "expiry of no credit",
+    "reversal of no entry of the member",
+    "balance differs from the rest of its lots",
+    "lot consumed beyond its amount",
+    "negative balance at the end of a day",
+    "debit not covered by its allocations",
+    "allocation to an unknown lot",
+    "debit allocated to a later lot",
+    "redemption paid with expired cashback",
+)
+
+
+class InvariantCheck:
+    """The ledger's invariants over members checked a chunk at a time, their violations merged.
+
+    Every invariant concerns one member: an expiry consumes a credit of the same member, a reversal
+    reverses an entry of the same member, an allocation pays a debit of a member from a lot of the
+    same member (a reference to another member's entry is a violation, whether that entry is in the
+    chunk or not). So a chunk needs every entry and allocation of its members, and nothing else;
+    chunks come in increasing customer ids, so the merged examples are the first ones in
+    (customer, entry) order whatever the chunk size.
+    """
+
+    def __init__(self, limit: int = 5) -> None:
+        self.limit = limit
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list] = {}
+
+    def add(self, entries: pd.DataFrame, allocations: pd.DataFrame) -> None:
+        """Check whole members: every entry and allocation of the members in `entries` (and no other member's)."""
+        for what, ids in _violations(entries, allocations):
+            if len(ids):
+                self.counts[what] = self.counts.get(what, 0) + len(ids)
+                kept = self.examples.setdefault(what, [])
+                kept.extend(list(ids[: self.limit - len(kept)]))
+
+    def lines(self) -> list[str]:
+        """One line per violated invariant with its count and up to `limit` examples (empty: all hold)."""
+        return [
+            f"{what}: {self.counts[what]} (e.g. {', '.join(map(str, self.examples[what]))})"
+            for what in MESSAGES
+            if what in self.counts
+        ]
+
+
+def member_chunks(customer_ids, size: int | None) -> list[pd.Index]:
+    """The distinct customer ids in increasing order, `size` at a time (all at once without a size)."""
+    ids = pd.Index(pd.unique(pd.Series(customer_ids, dtype="int64"))).sort_values()
+    if not size or len(ids) <= size:
+        return [ids] if len(ids) else []
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def check_invariants(
+    entries: pd.DataFrame, allocations: pd.DataFrame, limit: int = 5, chunk_members: int | None = None
+) -> list[str]:
+    """The violated invariants, one line each with up to `limit` example ids (empty: all hold).
+
+    `chunk_members` checks that many members at a time (the same lines: see `InvariantCheck`).
+    """
+    check = InvariantCheck(limit)
     if entries.empty:
-        return problems
-    e = entries.copy()
+        return []
+    for ids in member_chunks(entries["customer_id"], chunk_members):
+        check.add(
+            entries[entries["customer_id"].isin(ids)],
+            allocations[allocations["customer_id"].isin(ids)] if len(allocations) else allocations,
+        )
+    return check.lines()
+
+
+def _violations(entries: pd.DataFrame, allocations: pd.DataFrame) -> list[tuple[str, pd.Series | pd.Index]]:
+    """(message, ids) of the members' entries and allocations, in (customer, entry) order."""
+    out: list[tuple[str, pd.Series | pd.Index]] = []
+    if entries.empty:
+        return out
+    e = entries.sort_values(["customer_id", "entry_id"], kind="mergesort").reset_index(drop=True)
+    e["customer_id"] = e["customer_id"].astype("int64")
     e["amount_minor"] = e["amount_minor"].astype("int64")
     e["as_of"] = pd.to_datetime(e["as_of"])
-    a = allocations.copy()
-    a["amount_minor"] = a["amount_minor"].astype("int64") if len(a) else a["amount_minor"]
+    a = allocations.sort_values(["customer_id", "debit_entry_id", "lot_entry_id"], kind="mergesort")
+    a = a.reset_index(drop=True)
+    if len(a):
+        a["customer_id"] = a["customer_id"].astype("int64")
+        a["amount_minor"] = a["amount_minor"].astype("int64")
 
     def report(what: str, ids) -> None:
-        ids = list(ids)
-        if ids:
-            problems.append(f"{what}: {len(ids)} (e.g. {', '.join(map(str, ids[:limit]))})")
+        out.append((what, pd.Index(ids)))
 
     # 4. traceable
     expected = pd.Series("", index=e.index, dtype=object)
@@ -49,14 +131,42 @@ def check_invariants(entries: pd.DataFrame, allocations: pd.DataFrame, limit: in
     by_id = e.set_index("entry_id")
     expiry = e[e["kind"] == EntryKind.EXPIRY]
     target = expiry["source_key"].map(by_id["amount_minor"])
-    report("expiry of no credit", expiry.loc[target.isna() | (target <= 0), "entry_id"])
+    target_owner = expiry["source_key"].map(by_id["customer_id"])
+    report(
+        "expiry of no credit",
+        expiry.loc[target.isna() | (target <= 0) | (target_owner != expiry["customer_id"]), "entry_id"],
+    )
     reversal = e[e["kind"] == EntryKind.REVERSAL]
     owner = reversal["source_key"].map(by_id["customer_id"])
     report("reversal of no entry of the member", reversal.loc[owner != reversal["customer_id"], "entry_id"])
 
+    # Allocations with their lot and debit entries of the same member (another member's entry: none).
+    entry_cols = ["customer_id", "entry_id", "as_of", "expires_on", "kind", "amount_minor"]
+    joined = (
+        a.drop(columns=["as_of"])
+        .merge(
+            e[entry_cols].rename(columns={"entry_id": "lot_entry_id", "amount_minor": "lot_amount"}),
+            on=["customer_id", "lot_entry_id"],
+            how="left",
+        )
+        .merge(
+            e[["customer_id", "entry_id", "as_of", "kind"]].rename(
+                columns={"entry_id": "debit_entry_id", "as_of": "debit_as_of", "kind": "debit_kind"}
+            ),
+            on=["customer_id", "debit_entry_id"],
+            how="left",
+        )
+        if len(a)
+        else None
+    )
+
     # 1. balance = sum of entries = the lots' rest
     credits = e[e["amount_minor"] > 0]
-    used = a.groupby("lot_entry_id")["amount_minor"].sum() if len(a) else pd.Series(dtype="int64")
+    used = (
+        joined[joined["as_of"].notna()].groupby("lot_entry_id")["amount_minor"].sum()
+        if joined is not None
+        else pd.Series(dtype="int64")
+    )
     rest = credits["amount_minor"] - credits["entry_id"].map(used).fillna(0).astype("int64")
     balance = e.groupby("customer_id")["amount_minor"].sum()
     lots_rest = rest.groupby(credits["customer_id"]).sum().reindex(balance.index, fill_value=0)
@@ -69,22 +179,16 @@ def check_invariants(entries: pd.DataFrame, allocations: pd.DataFrame, limit: in
 
     # 3. debits covered by earlier, unexpired lots
     debits = e[e["amount_minor"] < 0]
-    covered = a.groupby("debit_entry_id")["amount_minor"].sum() if len(a) else pd.Series(dtype="int64")
+    covered = (
+        joined[joined["debit_as_of"].notna()].groupby("debit_entry_id")["amount_minor"].sum()
+        if joined is not None
+        else pd.Series(dtype="int64")
+    )
     report(
         "debit not covered by its allocations",
         debits.loc[debits["entry_id"].map(covered).fillna(0) != -debits["amount_minor"], "entry_id"],
     )
-    if len(a):
-        joined = (
-            a.drop(columns=["as_of"])
-            .merge(by_id[["as_of", "expires_on", "kind"]], left_on="lot_entry_id", right_index=True, how="left")
-            .merge(
-                by_id[["as_of", "kind"]].rename(columns={"as_of": "debit_as_of", "kind": "debit_kind"}),
-                left_on="debit_entry_id",
-                right_index=True,
-                how="left",
-            )
-        )
+    if joined is not None:
         report("allocation to an unknown lot", joined.loc[joined["as_of"].isna(), "debit_entry_id"])
         report(
             "debit allocated to a later lot",
@@ -93,4 +197,4 @@ def check_invariants(entries: pd.DataFrame, allocations: pd.DataFrame, limit: in
         expires = pd.to_datetime(joined["expires_on"])
         late = (joined["debit_kind"] == EntryKind.REDEMPTION) & expires.notna() & (expires <= joined["debit_as_of"])
         report("redemption paid with expired cashback", joined.loc[late, "debit_entry_id"])
-    return problems
+    return out

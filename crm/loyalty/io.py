@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, select, update
 
@@ -19,7 +20,7 @@ from crm.core.db import read_frame, with_sqlite_hint, write_frame
 from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
 from crm.loyalty.config import LoyaltyConfig
-from crm.loyalty.invariants import LedgerInvariantViolated, check_invariants
+from crm.loyalty.invariants import InvariantCheck, LedgerInvariantViolated, check_invariants, member_chunks
 from crm.loyalty.ledger import LOT_COLUMNS, allocate_fifo, post_day
 from crm.loyalty.plan import day_events, qualifying_window, select_day_inputs, tier_changes
 from crm.loyalty.rules import (
@@ -52,6 +53,9 @@ LEDGER_TABLES = (
     loyalty_runs,
 )
 _temp_names = itertools.count()
+# Members posted at a time (a first run: ~3 purchases and ~2 interest payments a member a year), and
+# whose whole ledger the invariant check reads at a time (~6 entries a member a year: ~0.3 M rows).
+CHUNK_MEMBERS = 50_000
 _INTS = ("customer_id", "amount_minor", "order_id", "payment_id", "remaining_minor", "qualifying_minor")
 
 
@@ -100,125 +104,62 @@ def _ids(conn: Connection, ids: pd.Series) -> Table:
     return _temp(conn, "entry_id", String(32), ids)
 
 
-def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyConfig) -> DayResult:
-    """Post one business day: ledger entries, allocations, status account, tiers, events, decisions; check invariants."""
+def check_members(
+    conn: Connection,
+    customer_ids,
+    chunk_members: int = CHUNK_MEMBERS,
+    limit: int = 5,
+    check: InvariantCheck | None = None,
+) -> list[str]:
+    """The invariants of these members' whole ledger, read and checked `chunk_members` members at a time
+    (added to `check` when given: members in increasing order across calls)."""
+    check = check if check is not None else InvariantCheck(limit)
+    for ids in member_chunks(customer_ids, chunk_members):
+        chunk = _temp(conn, "customer_id", BigInteger(), ids)
+        e_stmt, a_stmt = q.touched_entries(chunk)
+        check.add(_read(conn, e_stmt), _read(conn, a_stmt))
+        chunk.drop(conn)
+    return check.lines()
+
+
+def post_loyalty_day(
+    source: Engine,
+    ledger: Engine,
+    day: date,
+    config: LoyaltyConfig,
+    chunk_members: int = CHUNK_MEMBERS,
+) -> DayResult:
+    """Post one business day: ledger entries, allocations, status account, tiers, events, decisions; check the
+    invariants of every member with an entry of the day.
+
+    Every step concerns one member at a time, so the members the day concerns are posted
+    `chunk_members` at a time (ranges of customer ids, in order) in the one transaction: a first run
+    that posts a year at once holds one chunk's frames, not the population's. A night touches fewer
+    members than a chunk and runs as one.
+    """
+    if chunk_members < 1:
+        raise ValueError(f"chunk_members must be at least 1, not {chunk_members}")
     result = DayResult(day)
+    check = InvariantCheck()
     with source.connect() as src, ledger.begin() as led:
         prev = led.execute(q.previous_run(day)).scalar()
         newest = led.execute(q.last_run()).scalar()
-        orders = _read(src, q.visible("orders", day, prev)[0])
-        payments = _read(src, q.visible("payments", day, prev)[0])
-        customers = _read(src, q.visible("customers", day, prev)[0])
-        celebrating = _read(src, q.birthdays(day, birthday_in(day, config.leap_birthday_on)))
-        technical = set(_read(src, q.technical_customers(day))["customer_id"].tolist())
-        downgraded = set(_read(src, q.downgraded(day, config.downgrade_days))["customer_id"].tolist())
-        left = set(_read(src, q.left_downgrade(day, config.downgrade_days))["customer_id"].tolist())
-
-        # The ledger rows that concern the candidates, as they stood before the day.
-        okeys = orders["order_id"].astype(str)
-        pkeys = payments["payment_id"].astype(str)
-        qids = pd.concat(
-            [
-                qualifying_ids(SourceKind.ORDER, okeys),
-                qualifying_ids(SourceKind.ORDER_RETURN, okeys),
-                qualifying_ids(SourceKind.INTEREST_PAYMENT, pkeys),
-            ]
-        )
-        known_q = _read(led, q.qualifying_by_id(_ids(led, qids), day))
-        returned = orders[orders["status"] == "returned"]["order_id"].astype(str)
-        eids = pd.concat(
-            [
-                entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER, returned),
-                entry_ids(EntryKind.REDEMPTION, SourceKind.ORDER, returned),
-                entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER_PROMOTION, returned),
-                entry_ids(
-                    EntryKind.ACCRUAL, SourceKind.BIRTHDAY, celebrating["customer_id"].astype(str) + f":{day.year}"
-                ),
-                entry_ids(EntryKind.REDEMPTION, SourceKind.REPAYMENT, pkeys)
-                if config.repayment_redemption_limit_bp
-                else pd.Series(dtype=object),
-            ]
-        )
-        known = _read(led, q.entries_by_id(_ids(led, eids), day))
-        if len(known):
-            reversed_ids = entry_ids(EntryKind.REVERSAL, SourceKind.ENTRY, known["entry_id"])
-            known = pd.concat([known, _read(led, q.entries_by_id(_ids(led, reversed_ids), day))], ignore_index=True)
-        people = pd.concat(
-            [orders["customer_id"], payments["customer_id"], customers["customer_id"], celebrating["customer_id"]]
-        )
-        people_table = _temp(led, "customer_id", BigInteger(), people)
-        tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
-        tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
-        paying = payments["customer_id"] if config.repayment_redemption_limit_bp else pd.Series(dtype="int64")
-        debtors = _temp(led, "customer_id", BigInteger(), pd.concat([orders["customer_id"], paying]))
-        lots = pd.concat(
-            [_read(led, q.lots_before(day, debtors)), _read(led, q.lots_before(day, due_after=prev))], ignore_index=True
-        )
-        lots = lots.drop_duplicates("entry_id") if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
-        lots = lots[lots["remaining_minor"] > 0] if len(lots) else lots
-
-        inputs = select_day_inputs(
-            day,
-            config,
-            orders=orders,
-            payments=payments,
-            customers=customers,
-            birthdays=celebrating,
-            known_entries=known,
-            known_qualifying=known_q,
-            members=set(tiers.index),
-            technical=technical,
-            tiers=tiers,
-            lots=lots,
-        )
-        posting = post_day(day, inputs, config)
-
-        result.entries_added = write_frame(led, loyalty_ledger, posting.entries, on_conflict="ignore")
-        result.allocations_added = write_frame(led, loyalty_allocations, posting.allocations, on_conflict="ignore")
-        write_frame(led, loyalty_qualifying, posting.qualifying, on_conflict="ignore")
-        result.decisions = write_frame(led, promotion_decisions, posting.decisions, on_conflict="ignore")
-        result.entries_of_day = len(posting.entries)
-        result.amounts = (
-            {str(k): int(v) for k, v in posting.entries.groupby("kind")["amount_minor"].sum().items()}
-            if len(posting.entries)
-            else {}
-        )
-
-        # Tiers of every member whose window, downgrade or membership moved today.
-        first, last = qualifying_window(day, config)
-        falling = set(_read(led, q.posted_on(first - timedelta(days=1)))["customer_id"].tolist())
-        joiners = inputs.joiners["customer_id"]
-        look = pd.Index(
-            sorted(
-                set(posting.qualifying["customer_id"].tolist()) | falling | downgraded | left | set(joiners.tolist())
-            )
-        ).difference(pd.Index(list(technical)) if not config.include_internal_accounts else pd.Index([]))
-        look_table = _temp(led, "customer_id", BigInteger(), look)
-        sums = _read(led, q.qualifying_sums(look_table, first, last))
-        sums = pd.concat(
-            [
-                sums,
-                pd.DataFrame({"customer_id": look.difference(pd.Index(sums["customer_id"])), "qualifying_minor": 0}),
-            ],
-            ignore_index=True,
-        )
-        current_rows = _read(led, q.tiers_valid_on(day - timedelta(days=1), look_table))
-        current = current_rows.set_index("customer_id")["tier"] if len(current_rows) else pd.Series(dtype=object)
-        changes = tier_changes(config, sums, downgraded, current, joiners)
         result.tiers_written = newest is None or day >= newest
-        if result.tiers_written and len(changes):
-            _write_tier_changes(led, day, changes)
-        result.tier_changes = int(changes["old"].notna().sum())
-        result.joined = len(joiners)
-
-        expiring = _read(led, q.lots_due_on(day + timedelta(days=config.expiring_notice_days), day))
-        events = day_events(day, posting.entries, changes, inputs.joiners, expiring)
-        result.events = write_frame(led, loyalty_events, events, on_conflict="ignore")
-
-        touched = pd.concat([posting.entries["customer_id"], joiners])
-        result.members_touched = int(touched.nunique())
-        e_stmt, a_stmt = q.touched_entries(_temp(led, "customer_id", BigInteger(), posting.entries["customer_id"]))
-        result.violations = check_invariants(_read(led, e_stmt), _read(led, a_stmt))
+        day_rows = _DayRows(
+            orders=_read(src, q.candidates("orders", day, prev, _ORDER_COLUMNS)),
+            payments=_read(src, q.candidates("payments", day, prev, _PAYMENT_COLUMNS)),
+            customers=_read(src, q.candidates("customers", day, prev, _CUSTOMER_COLUMNS)),
+            celebrating=_read(src, q.birthdays(day, birthday_in(day, config.leap_birthday_on))),
+            technical=_read(src, q.technical_customers(day))["customer_id"],
+            downgraded=_read(src, q.downgraded(day, config.downgrade_days))["customer_id"],
+            left=_read(src, q.left_downgrade(day, config.downgrade_days))["customer_id"],
+            # Qualifying activity leaving the window today, and every lot due by the day.
+            falling=_read(led, q.posted_on(qualifying_window(day, config)[0] - timedelta(days=1)))["customer_id"],
+            due=_read(led, q.lots_before(day, due_after=prev)),
+        )
+        for lo, hi in _id_ranges(day_rows.customer_ids(), chunk_members):
+            _post_members(led, day, config, day_rows.between(lo, hi), (lo, hi), result, check)
+        result.violations = check.lines()
 
         run = {
             "as_of": day,
@@ -230,6 +171,176 @@ def post_loyalty_day(source: Engine, ledger: Engine, day: date, config: LoyaltyC
         }
         write_frame(led, loyalty_runs, pd.DataFrame([run]), on_conflict="update")
     return result
+
+
+_ORDER_COLUMNS = ("order_id", "customer_id", "amount_minor", "product_group", "sales_channel", "status")
+_PAYMENT_COLUMNS = ("payment_id", "customer_id", "amount_minor", "payment_type")
+_CUSTOMER_COLUMNS = ("customer_id", "signup_channel", "registered_at")
+
+
+@dataclass
+class _DayRows:
+    """The day's candidate source rows and the population-wide facts, all of them or one range of members'."""
+
+    orders: pd.DataFrame
+    payments: pd.DataFrame
+    customers: pd.DataFrame
+    celebrating: pd.DataFrame
+    technical: pd.Series
+    downgraded: pd.Series
+    left: pd.Series
+    falling: pd.Series
+    due: pd.DataFrame
+
+    def customer_ids(self) -> pd.Series:
+        """Every member the day may concern (the technical accounts only mark others)."""
+        frames = (self.orders, self.payments, self.customers, self.celebrating, self.due)
+        series = [f["customer_id"] for f in frames if len(f)] + [self.downgraded, self.left, self.falling]
+        return pd.concat([s.astype("int64") for s in series if len(s)] or [pd.Series(dtype="int64")])
+
+    def between(self, lo: int | None, hi: int | None) -> _DayRows:
+        """The rows of members lo <= customer_id < hi (None: unbounded)."""
+        if lo is None and hi is None:
+            return self
+
+        def keep(frame):
+            if not len(frame):
+                return frame
+            ids = (frame["customer_id"] if isinstance(frame, pd.DataFrame) else frame).astype("int64").to_numpy()
+            mask = np.ones(len(ids), dtype=bool)
+            if lo is not None:
+                mask &= ids >= lo
+            if hi is not None:
+                mask &= ids < hi
+            return frame[mask]
+
+        return _DayRows(**{name: keep(value) for name, value in vars(self).items()})
+
+
+def _id_ranges(customer_ids: pd.Series, size: int) -> list[tuple[int | None, int | None]]:
+    """Half-open ranges [lo, hi) of customer ids covering every id, with at most `size` of `customer_ids` each."""
+    ids = pd.Index(pd.unique(customer_ids)).sort_values()
+    cuts = [int(ids[i]) for i in range(size, len(ids), size)]
+    bounds = [None, *cuts, None]
+    return list(itertools.pairwise(bounds))
+
+
+def _post_members(
+    led: Connection,
+    day: date,
+    config: LoyaltyConfig,
+    rows: _DayRows,
+    span: tuple[int | None, int | None],
+    result: DayResult,
+    check: InvariantCheck,
+) -> None:
+    """Post the day for the members in `rows` (a range of customer ids): add what it did to `result`, check them."""
+    orders, payments, customers, celebrating = rows.orders, rows.payments, rows.customers, rows.celebrating
+    technical, downgraded, left = set(rows.technical.tolist()), set(rows.downgraded.tolist()), set(rows.left.tolist())
+
+    # The ledger rows that concern the candidates, as they stood before the day.
+    okeys = orders["order_id"].astype(str)
+    pkeys = payments["payment_id"].astype(str)
+    qids = pd.concat(
+        [
+            qualifying_ids(SourceKind.ORDER, okeys),
+            qualifying_ids(SourceKind.ORDER_RETURN, okeys),
+            qualifying_ids(SourceKind.INTEREST_PAYMENT, pkeys),
+        ]
+    )
+    known_q = _read(led, q.qualifying_by_id(_ids(led, qids), day))
+    del qids
+    returned = orders[orders["status"] == "returned"]["order_id"].astype(str)
+    eids = pd.concat(
+        [
+            entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER, returned),
+            entry_ids(EntryKind.REDEMPTION, SourceKind.ORDER, returned),
+            entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER_PROMOTION, returned),
+            entry_ids(EntryKind.ACCRUAL, SourceKind.BIRTHDAY, celebrating["customer_id"].astype(str) + f":{day.year}"),
+            entry_ids(EntryKind.REDEMPTION, SourceKind.REPAYMENT, pkeys)
+            if config.repayment_redemption_limit_bp
+            else pd.Series(dtype=object),
+        ]
+    )
+    known = _read(led, q.entries_by_id(_ids(led, eids), day))
+    if len(known):
+        reversed_ids = entry_ids(EntryKind.REVERSAL, SourceKind.ENTRY, known["entry_id"])
+        known = pd.concat([known, _read(led, q.entries_by_id(_ids(led, reversed_ids), day))], ignore_index=True)
+    people = pd.concat(
+        [orders["customer_id"], payments["customer_id"], customers["customer_id"], celebrating["customer_id"]]
+    )
+    people_table = _temp(led, "customer_id", BigInteger(), people)
+    tiers_start = _read(led, q.tiers_valid_on(day - timedelta(days=1), people_table))
+    tiers = tiers_start.set_index("customer_id")["tier"] if len(tiers_start) else pd.Series(dtype=object)
+    paying = payments["customer_id"] if config.repayment_redemption_limit_bp else pd.Series(dtype="int64")
+    debtors = _temp(led, "customer_id", BigInteger(), pd.concat([orders["customer_id"], paying]))
+    lots = pd.concat([_read(led, q.lots_before(day, debtors)), rows.due], ignore_index=True)
+    lots = lots.drop_duplicates("entry_id") if len(lots) else pd.DataFrame(columns=LOT_COLUMNS)
+    lots = lots[lots["remaining_minor"] > 0] if len(lots) else lots
+
+    inputs = select_day_inputs(
+        day,
+        config,
+        orders=orders,
+        payments=payments,
+        customers=customers,
+        birthdays=celebrating,
+        known_entries=known,
+        known_qualifying=known_q,
+        members=set(tiers.index),
+        technical=technical,
+        tiers=tiers,
+        lots=lots,
+    )
+    del known, known_q, lots
+    posting = post_day(day, inputs, config)
+    entries = posting.entries
+
+    result.entries_added += write_frame(led, loyalty_ledger, entries, on_conflict="ignore")
+    result.allocations_added += write_frame(led, loyalty_allocations, posting.allocations, on_conflict="ignore")
+    write_frame(led, loyalty_qualifying, posting.qualifying, on_conflict="ignore")
+    result.decisions += write_frame(led, promotion_decisions, posting.decisions, on_conflict="ignore")
+    result.entries_of_day += len(entries)
+    for kind, amount in entries.groupby("kind")["amount_minor"].sum().items() if len(entries) else ():
+        result.amounts[str(kind)] = result.amounts.get(str(kind), 0) + int(amount)
+
+    # Tiers of every member whose window, downgrade or membership moved today.
+    first, last = qualifying_window(day, config)
+    joiners = inputs.joiners["customer_id"]
+    look = pd.Index(
+        sorted(
+            set(posting.qualifying["customer_id"].tolist())
+            | set(rows.falling.tolist())
+            | downgraded
+            | left
+            | set(joiners.tolist())
+        )
+    ).difference(pd.Index(list(technical)) if not config.include_internal_accounts else pd.Index([]))
+    del posting
+    look_table = _temp(led, "customer_id", BigInteger(), look)
+    sums = _read(led, q.qualifying_sums(look_table, first, last))
+    sums = pd.concat(
+        [
+            sums,
+            pd.DataFrame({"customer_id": look.difference(pd.Index(sums["customer_id"])), "qualifying_minor": 0}),
+        ],
+        ignore_index=True,
+    )
+    current_rows = _read(led, q.tiers_valid_on(day - timedelta(days=1), look_table))
+    current = current_rows.set_index("customer_id")["tier"] if len(current_rows) else pd.Series(dtype=object)
+    changes = tier_changes(config, sums, downgraded, current, joiners)
+    if result.tiers_written and len(changes):
+        _write_tier_changes(led, day, changes)
+    result.tier_changes += int(changes["old"].notna().sum())
+    result.joined += len(joiners)
+
+    expiring = _read(led, q.lots_due_on(day + timedelta(days=config.expiring_notice_days), day, span))
+    events = day_events(day, entries, changes, inputs.joiners, expiring)
+    result.events += write_frame(led, loyalty_events, events, on_conflict="ignore")
+
+    touched = pd.concat([entries["customer_id"], joiners])
+    result.members_touched += int(touched.nunique())
+    check_members(led, entries["customer_id"], check=check)
 
 
 class AdjustmentRefused(OperatorError):

@@ -31,6 +31,12 @@ def visible(entity: str, day: date, since: date | None = None) -> tuple[Select, 
     return sqlite_table_hint(stmt, table.name, "NOT INDEXED"), table
 
 
+def candidates(entity: str, day: date, since: date | None, columns: tuple[str, ...]) -> Select:
+    """`visible(entity, day, since)` with only the columns posting needs."""
+    stmt, table = visible(entity, day, since)
+    return stmt.with_only_columns(*[table.c[c] for c in columns])
+
+
 def previous_run(day: date) -> Select:
     """The latest processed day before `day`."""
     return select(func.max(loyalty_runs.c.as_of)).where(loyalty_runs.c.as_of < day)
@@ -79,20 +85,27 @@ def lots_before(day: date, customers: Table | None = None, due_after: date | Non
     return stmt
 
 
-def lots_due_on(expires_on: date, as_of: date) -> Select:
-    """Credits expiring on `expires_on`, with what is left of them at the end of `as_of`."""
+def lots_due_on(expires_on: date, as_of: date, span: tuple[int | None, int | None] = (None, None)) -> Select:
+    """Credits expiring on `expires_on`, with what is left of them at the end of `as_of` (of customers in the
+    half-open id range `span`, None: unbounded)."""
     used = (
         select(func.coalesce(func.sum(loyalty_allocations.c.amount_minor), 0))
         .where(loyalty_allocations.c.lot_entry_id == loyalty_ledger.c.entry_id, loyalty_allocations.c.as_of <= as_of)
         .scalar_subquery()
     )
-    return select(
+    stmt = select(
         loyalty_ledger.c.customer_id,
         loyalty_ledger.c.expires_on,
         (loyalty_ledger.c.amount_minor - used).label("remaining_minor"),
     ).where(
         loyalty_ledger.c.expires_on == expires_on, loyalty_ledger.c.amount_minor > 0, loyalty_ledger.c.as_of <= as_of
     )
+    lo, hi = span
+    if lo is not None:
+        stmt = stmt.where(loyalty_ledger.c.customer_id >= lo)
+    if hi is not None:
+        stmt = stmt.where(loyalty_ledger.c.customer_id < hi)
+    return stmt
 
 
 def entries_by_id(ids: Table, before: date) -> Select:

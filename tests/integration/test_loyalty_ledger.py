@@ -129,3 +129,45 @@ def test_what_if_replays_changed_rules_into_a_scratch_ledger_and_never_writes_th
         app, ["loyalty", "what-if", "--rules", str(bad), "--start", str(START), "--end", str(end)]
     )
     assert result.exit_code == 3 and "bad.yaml: redemption_limit_bp" in result.output
+
+
+def test_posting_members_in_chunks_writes_the_same_ledger_and_finds_the_same_violations(
+    sqlite_backend, tmp_path, monkeypatch
+):
+    from dataclasses import asdict
+    from datetime import date
+
+    from benchmarks.bench_loyalty import GENERATE
+    from crm.loyalty import check_invariants, create_ledger_tables
+    from crm.loyalty.io import check_members
+    from tests.unit.loyalty.test_rules import CONFIG  # tiers within reach of a few purchases
+
+    # The benchmark's synthetic year (the warehouse rows ingestion writes) for 300 members: a first run
+    # posts 11 months at once, then 2 nights with purchases, interest, redemptions, expiry and tier moves.
+    monkeypatch.setattr("sys.argv", ["generate", "300", "2025-01-01", "365"])
+    exec(compile(GENERATE, "bench_loyalty.GENERATE", "exec"), {})
+    source = make_engine(sqlite_backend.warehouse_url)
+    config = CONFIG.model_copy(update={"expiry_days": 2, "promo_expiry_days": 1, "window_days": 1})
+    days = [date(2025, 12, 1) + timedelta(days=i) for i in range(3)]
+    posted = {}
+    for name, chunk in (("at once", 10_000), ("in chunks of 70", 70)):
+        ledger = make_engine(f"sqlite:///{tmp_path / name}.db")
+        create_ledger_tables(ledger)
+        results = [asdict(post_loyalty_day(source, ledger, d, config, chunk_members=chunk)) for d in days]
+        posted[name] = (ledger, results, ledger_snapshot(ledger))
+    whole, chunked = posted["at once"], posted["in chunks of 70"]
+    assert chunked[1] == whole[1] and not [v for r in whole[1] for v in r["violations"]]
+    assert {"accrual", "redemption", "expiry"} <= set(whole[2]["loyalty_ledger"]["kind"])
+    assert whole[2]["loyalty_tiers"]["valid_to"].notna().any()  # tier moves
+    assert whole[1][0]["members_touched"] > 3 * 70  # the first run spans several chunks
+    for name, frame in whole[2].items():
+        pd.testing.assert_frame_equal(chunked[2][name], frame, obj=name)
+
+    # The check reads whole members a chunk at a time: violations of members in different chunks merge.
+    ledger = chunked[0]
+    with ledger.begin() as conn:
+        conn.execute(loyalty_ledger.update().where(loyalty_ledger.c.kind == "expiry").values(amount_minor=-1))
+        entries = pd.DataFrame(conn.execute(select(loyalty_ledger)).mappings().all())
+        allocations = ledger_snapshot(ledger)["loyalty_allocations"]
+        members = entries["customer_id"]
+        assert check_members(conn, members, chunk_members=7) == check_invariants(entries, allocations) != []

@@ -88,3 +88,27 @@ def test_an_initial_load_sets_the_secondary_indexes_aside_and_builds_exactly_the
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []  # the rebuilt indexes are the migrations' own
+
+
+def test_bulk_writes_in_batches_write_every_row_once_and_count_like_one_statement(backend):
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    table = staging["customers"]
+    at = pd.Timestamp("2026-01-02 09:00:00")
+    frame = pd.DataFrame(
+        {
+            "customer_id": pd.array([1, 2, 3, 4, 5, 3], dtype="Int64"),
+            "registered_at": at,
+            "updated_at": at,
+            "ingested_on": pd.Timestamp("2026-01-02"),
+            "signup_channel": ["online", "online", "offline", "online", "offline", "online"],  # 3 repeated: last row
+            "is_technical": False,
+        }
+    )
+    with engine.begin() as conn:
+        assert write_frame(conn, table, frame.iloc[:2], on_conflict="error") == 2
+        assert write_frame(conn, table, frame, on_conflict="ignore", batch_rows=2) == 3
+        assert write_frame(conn, table, frame.iloc[[4]].assign(signup_channel="online"), on_conflict="update") == 1
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.customer_id, table.c.signup_channel).order_by(table.c.customer_id)).all()
+    assert [tuple(r) for r in rows] == [(1, "online"), (2, "online"), (3, "online"), (4, "online"), (5, "online")]
