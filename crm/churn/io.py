@@ -54,17 +54,26 @@ def _parse_times(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def read_aggregates(
-    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+    conn: Connection,
+    as_of: date,
+    config: ChurnConfig,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    eligible_only: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Per-customer aggregates of each data kind (one GROUP BY each in the warehouse) for customers lo..hi (or all).
 
     App and message events older than the longest feature window are left out (the bulk of
-    the rows, and no feature reads them).
+    the rows, and no feature reads them). `eligible_only`: of the customers scored on `as_of` only.
     """
     out = {}
     since = end_of(as_of) - timedelta(days=config.features.windows_days[-1])
+    only = queries.eligible_customers(as_of, config, lo, hi) if eligible_only else None
     for kind, kind_measures in measures(config).items():
-        stmt = queries.kind_aggregates(kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None)
+        stmt = queries.kind_aggregates(
+            kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None, only=only
+        )
         frame = pd.read_sql(stmt, conn, index_col="customer_id")
         times = [m.name for m in kind_measures if m.how in ("min", "max") and m.name.endswith("_at")]
         if len(frame):
@@ -73,11 +82,32 @@ def read_aggregates(
 
 
 def read_features(
-    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+    conn: Connection,
+    as_of: date,
+    config: ChurnConfig,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    eligible_only: bool = False,
 ) -> pd.DataFrame:
-    """Features and eligibility of customers lo..hi (or all) known at the end of `as_of`, aggregated in the warehouse."""
-    customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi), conn), ["registered_at"])
-    return features_from_aggregates(customers, read_aggregates(conn, as_of, config, lo, hi), as_of, config)
+    """Features and eligibility of customers lo..hi (or all) known at the end of `as_of`, aggregated in the warehouse.
+
+    `eligible_only`: only the customers scored on `as_of` (what training and scoring use; the
+    others' rows are not aggregated). A range holding every known customer is read as the whole
+    population (a scan: on SQLite faster than the range's index walk when one chunk is everyone).
+    """
+    if lo is not None and hi is not None and covers_everyone(conn, as_of, lo, hi):
+        lo = hi = None
+    only = queries.eligible_customers(as_of, config, lo, hi) if eligible_only else None
+    customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi, only), conn), ["registered_at"])
+    aggregates = read_aggregates(conn, as_of, config, lo, hi, eligible_only=eligible_only)
+    return features_from_aggregates(customers, aggregates, as_of, config)
+
+
+def covers_everyone(conn: Connection, as_of: date, lo: int, hi: int) -> bool:
+    """Whether customers lo..hi are every customer known at the end of `as_of` (one chunk for the whole base)."""
+    first, last = conn.execute(queries.customer_bounds(as_of)).one()
+    return first is None or (lo <= first and last <= hi)
 
 
 def returning_customers(
