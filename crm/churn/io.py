@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
+from itertools import count
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, insert, select
 
 from crm.churn import queries
 from crm.churn.config import ChurnConfig
@@ -16,6 +18,7 @@ from crm.core.db import write_frame
 from models.churn import churn_scores
 
 EVENT_KINDS = ("app_events", "message_events")
+_temp_names = count()
 
 
 def read_frames(
@@ -67,9 +70,15 @@ def read_aggregates(
     App and message events older than the longest feature window are left out (the bulk of
     the rows, and no feature reads them). `eligible_only`: of the customers scored on `as_of` only.
     """
+    with _eligible(conn, as_of, config, lo, hi, eligible_only) as only:
+        return _read_aggregates(conn, as_of, config, lo, hi, only)
+
+
+def _read_aggregates(
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, only
+) -> dict[str, pd.DataFrame]:
     out = {}
     since = end_of(as_of) - timedelta(days=config.features.windows_days[-1])
-    only = queries.eligible_customers(as_of, config, lo, hi) if eligible_only else None
     for kind, kind_measures in measures(config).items():
         stmt = queries.kind_aggregates(
             kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None, only=only
@@ -98,10 +107,33 @@ def read_features(
     """
     if lo is not None and hi is not None and covers_everyone(conn, as_of, lo, hi):
         lo = hi = None
-    only = queries.eligible_customers(as_of, config, lo, hi) if eligible_only else None
-    customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi, only), conn), ["registered_at"])
-    aggregates = read_aggregates(conn, as_of, config, lo, hi, eligible_only=eligible_only)
+    with _eligible(conn, as_of, config, lo, hi, eligible_only) as only:
+        customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi, only), conn), ["registered_at"])
+        aggregates = _read_aggregates(conn, as_of, config, lo, hi, only)
     return features_from_aggregates(customers, aggregates, as_of, config)
+
+
+@contextmanager
+def _eligible(conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, wanted: bool):
+    """The ids of the customers scored on `as_of` (lo..hi, or all) in a temporary table, as a subquery (None if
+    not `wanted`): worked out once in the warehouse, not once per data kind's statement."""
+    if not wanted:
+        yield None
+        return
+    table = Table(
+        f"_churn_eligible_{next(_temp_names)}",
+        MetaData(),
+        Column("customer_id", BigInteger, primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    table.create(conn)
+    conn.execute(insert(table).from_select(["customer_id"], queries.eligible_customers(as_of, config, lo, hi)))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')  # no statistics otherwise: the planner would guess
+    yield select(table.c.customer_id)
+    # After an error the table stays with the connection (its name is unique; PostgreSQL's rollback drops it):
+    # dropping it in a failed PostgreSQL transaction would hide the error.
+    table.drop(conn)
 
 
 def covers_everyone(conn: Connection, as_of: date, lo: int, hi: int) -> bool:

@@ -194,7 +194,7 @@ def eligible_customers(as_of: date, config: ChurnConfig, lo: int | None = None, 
                 cols.ordered_at > ref - timedelta(days=e.retail_active_days),
             )
         )
-    return union(*parts) if len(parts) > 1 else parts[0]
+    return union(*parts) if len(parts) > 1 else parts[0].distinct()
 
 
 def _only(stmt: Select, only: Select | None) -> Select:
