@@ -138,8 +138,7 @@ def _eligible(conn: Connection, as_of: date, config: ChurnConfig, lo: int | None
 
 def covers_everyone(conn: Connection, as_of: date, lo: int, hi: int) -> bool:
     """Whether customers lo..hi are every customer known at the end of `as_of` (one chunk for the whole base)."""
-    first, last = conn.execute(queries.customer_bounds(as_of)).one()
-    return first is None or (lo <= first and last <= hi)
+    return conn.execute(queries.customer_outside(as_of, lo, hi)).first() is None
 
 
 def returning_customers(

@@ -204,10 +204,11 @@ def _only(stmt: Select, only: Select | None) -> Select:
     return stmt.where((stmt.selected_columns.customer_id + 0).in_(only))
 
 
-def customer_bounds(as_of: date) -> Select:
-    """The lowest and highest id of the customers known at the end of `as_of`."""
-    sub = rows_as_of("customers", as_of).subquery()
-    return select(func.min(sub.c.customer_id), func.max(sub.c.customer_id))
+def customer_outside(as_of: date, lo: int, hi: int) -> Select:
+    """One customer known at the end of `as_of` outside lo..hi, if any (a chunk of a larger base finds one at once)."""
+    stmt = rows_as_of("customers", as_of)
+    column = stmt.selected_columns.customer_id
+    return stmt.with_only_columns(column).where(or_(column < lo, column > hi)).limit(1)
 
 
 def returning_customers(
