@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from itertools import count
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, insert, select
+from sqlalchemy import BigInteger, Column, Connection, Engine, Select, insert, select
 
 from crm.churn import queries
 from crm.churn.config import ChurnConfig
 from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames, features_from_aggregates, measures
 from crm.core.dates import end_of
-from crm.core.db import write_frame
+from crm.core.db import temporary_table, write_frame
 from models.churn import churn_scores
 
 EVENT_KINDS = ("app_events", "message_events")
-_temp_names = count()
 
 
 def read_frames(
@@ -57,26 +55,20 @@ def _parse_times(frame: pd.DataFrame, columns) -> pd.DataFrame:
 
 
 def read_aggregates(
-    conn: Connection,
-    as_of: date,
-    config: ChurnConfig,
-    lo: int | None = None,
-    hi: int | None = None,
-    *,
-    eligible_only: bool = False,
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
 ) -> dict[str, pd.DataFrame]:
     """Per-customer aggregates of each data kind (one GROUP BY each in the warehouse) for customers lo..hi (or all).
 
     App and message events older than the longest feature window are left out (the bulk of
-    the rows, and no feature reads them). `eligible_only`: of the customers scored on `as_of` only.
+    the rows, and no feature reads them).
     """
-    with _eligible(conn, as_of, config, lo, hi, eligible_only) as only:
-        return _read_aggregates(conn, as_of, config, lo, hi, only)
+    return _read_aggregates(conn, as_of, config, lo, hi, None)
 
 
 def _read_aggregates(
-    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, only
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, only: Select | None
 ) -> dict[str, pd.DataFrame]:
+    """`read_aggregates` of the customers of `only` (a subquery of ids) when given."""
     out = {}
     since = end_of(as_of) - timedelta(days=config.features.windows_days[-1])
     for kind, kind_measures in measures(config).items():
@@ -120,13 +112,7 @@ def _eligible(conn: Connection, as_of: date, config: ChurnConfig, lo: int | None
     if not wanted:
         yield None
         return
-    table = Table(
-        f"_churn_eligible_{next(_temp_names)}",
-        MetaData(),
-        Column("customer_id", BigInteger, primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
-    table.create(conn)
+    table = temporary_table(conn, "_churn_eligible", Column("customer_id", BigInteger, primary_key=True))
     conn.execute(insert(table).from_select(["customer_id"], queries.eligible_customers(as_of, config, lo, hi)))
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f'ANALYZE "{table.name}"')  # no statistics otherwise: the planner would guess
