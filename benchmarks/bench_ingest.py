@@ -147,6 +147,8 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
         "stage": name,
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
+        # CPU of the stage's process (not of a PostgreSQL server): less sensitive to a shared machine's load.
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "result": json.loads(output[-1]),
     }
     print(json.dumps(result), flush=True)

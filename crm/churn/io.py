@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine
+from sqlalchemy import BigInteger, Column, Connection, Engine, Select, insert, select
 
 from crm.churn import queries
 from crm.churn.config import ChurnConfig
 from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames, features_from_aggregates, measures
 from crm.core.dates import end_of
-from crm.core.db import write_frame
+from crm.core.db import temporary_table, write_frame
 from models.churn import churn_scores
 
 EVENT_KINDS = ("app_events", "message_events")
@@ -61,10 +62,19 @@ def read_aggregates(
     App and message events older than the longest feature window are left out (the bulk of
     the rows, and no feature reads them).
     """
+    return _read_aggregates(conn, as_of, config, lo, hi, None)
+
+
+def _read_aggregates(
+    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, only: Select | None
+) -> dict[str, pd.DataFrame]:
+    """`read_aggregates` of the customers of `only` (a subquery of ids) when given."""
     out = {}
     since = end_of(as_of) - timedelta(days=config.features.windows_days[-1])
     for kind, kind_measures in measures(config).items():
-        stmt = queries.kind_aggregates(kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None)
+        stmt = queries.kind_aggregates(
+            kind, as_of, config, lo, hi, since=since if kind in EVENT_KINDS else None, only=only
+        )
         frame = pd.read_sql(stmt, conn, index_col="customer_id")
         times = [m.name for m in kind_measures if m.how in ("min", "max") and m.name.endswith("_at")]
         if len(frame):
@@ -73,11 +83,48 @@ def read_aggregates(
 
 
 def read_features(
-    conn: Connection, as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None
+    conn: Connection,
+    as_of: date,
+    config: ChurnConfig,
+    lo: int | None = None,
+    hi: int | None = None,
+    *,
+    eligible_only: bool = False,
 ) -> pd.DataFrame:
-    """Features and eligibility of customers lo..hi (or all) known at the end of `as_of`, aggregated in the warehouse."""
-    customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi), conn), ["registered_at"])
-    return features_from_aggregates(customers, read_aggregates(conn, as_of, config, lo, hi), as_of, config)
+    """Features and eligibility of customers lo..hi (or all) known at the end of `as_of`, aggregated in the warehouse.
+
+    `eligible_only`: only the customers scored on `as_of` (what training and scoring use; the
+    others' rows are not aggregated). A range holding every known customer is read as the whole
+    population (a scan: on SQLite faster than the range's index walk when one chunk is everyone).
+    """
+    if lo is not None and hi is not None and covers_everyone(conn, as_of, lo, hi):
+        lo = hi = None
+    with _eligible(conn, as_of, config, lo, hi, eligible_only) as only:
+        customers = _parse_times(pd.read_sql(queries.customers_rows(as_of, lo, hi, only), conn), ["registered_at"])
+        aggregates = _read_aggregates(conn, as_of, config, lo, hi, only)
+    return features_from_aggregates(customers, aggregates, as_of, config)
+
+
+@contextmanager
+def _eligible(conn: Connection, as_of: date, config: ChurnConfig, lo: int | None, hi: int | None, wanted: bool):
+    """The ids of the customers scored on `as_of` (lo..hi, or all) in a temporary table, as a subquery (None if
+    not `wanted`): worked out once in the warehouse, not once per data kind's statement."""
+    if not wanted:
+        yield None
+        return
+    table = temporary_table(conn, "_churn_eligible", Column("customer_id", BigInteger, primary_key=True))
+    conn.execute(insert(table).from_select(["customer_id"], queries.eligible_customers(as_of, config, lo, hi)))
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table.name}"')  # no statistics otherwise: the planner would guess
+    yield select(table.c.customer_id)
+    # After an error the table stays with the connection (its name is unique; PostgreSQL's rollback drops it):
+    # dropping it in a failed PostgreSQL transaction would hide the error.
+    table.drop(conn)
+
+
+def covers_everyone(conn: Connection, as_of: date, lo: int, hi: int) -> bool:
+    """Whether customers lo..hi are every customer known at the end of `as_of` (one chunk for the whole base)."""
+    return conn.execute(queries.customer_outside(as_of, lo, hi)).first() is None
 
 
 def returning_customers(

@@ -36,7 +36,7 @@ from crm.churn.features import (
     measures,
     split_condition,
 )
-from crm.core.contracts import LoanStatus
+from crm.core.contracts import LoanStatus, OrderStatus
 from crm.core.dates import end_of
 from crm.ingest import rows_as_of
 from models.churn import churn_scores
@@ -142,9 +142,11 @@ def kind_aggregates(
     hi: int | None = None,
     *,
     since: datetime | None = None,
+    only: Select | None = None,
 ) -> Select:
-    """One row per customer (lo..hi, or all) with the `features.measures` of `kind`, from rows known by `as_of`."""
-    stmt = _kind_source(kind, as_of, lo, hi, since)
+    """One row per customer (lo..hi, or all; of `only` when given) with the `features.measures` of `kind`,
+    from rows known by `as_of`."""
+    stmt = _only(_kind_source(kind, as_of, lo, hi, since), only)
     cols = stmt.selected_columns
     if kind in TIME_COLUMN:
         stmt = stmt.where(cols[TIME_COLUMN[kind]] < end_of(as_of))
@@ -155,11 +157,58 @@ def kind_aggregates(
     return stmt.with_only_columns(key.label("customer_id"), *aggregates).group_by(key)
 
 
-def customers_rows(as_of: date, lo: int | None = None, hi: int | None = None) -> Select:
-    """The customers (lo..hi, or all) as they stood at the end of `as_of`."""
-    stmt = _kind_source("customers", as_of, lo, hi)
+def customers_rows(as_of: date, lo: int | None = None, hi: int | None = None, only: Select | None = None) -> Select:
+    """The customers (lo..hi, or all; of `only` when given) as they stood at the end of `as_of`."""
+    stmt = _only(_kind_source("customers", as_of, lo, hi), only)
     cols = stmt.selected_columns
     return stmt.with_only_columns(*[_raw_time(cols[c]) for c in FRAME_COLUMNS["customers"]])
+
+
+def eligible_customers(as_of: date, config: ChurnConfig, lo: int | None = None, hi: int | None = None) -> Select:
+    """Ids of the customers scored on `as_of` (lo..hi, or all): the rule of `features.eligible_from_aggregates`.
+
+    Holding a loan, a repayment within `pre_churn_days`, a completed purchase within
+    `retail_active_days`, from the rows known at the end of `as_of`. Training and scoring read the
+    features of these customers only (a third of the base or less; nobody else's are used).
+    """
+    e, ref = config.eligibility, end_of(as_of)
+    parts = []
+    if e.borrowers_with_open_loan or e.active_repeat:
+        stmt = _kind_source("loans", as_of, lo, hi)
+        cols = stmt.selected_columns
+        repaid_recently = and_(
+            cols.status == str(LoanStatus.REPAID),
+            cols.closed_at < ref,
+            cols.closed_at >= ref - timedelta(days=e.pre_churn_days),
+        )
+        held = [cols.status.in_(OPEN_LOAN)] if e.borrowers_with_open_loan else []
+        rules = [*held, repaid_recently] if e.active_repeat else held
+        parts.append(stmt.with_only_columns(cols.customer_id).where(cols.issued_at < ref, or_(*rules)))
+    if e.retail:
+        stmt = _kind_source("orders", as_of, lo, hi)
+        cols = stmt.selected_columns
+        parts.append(
+            stmt.with_only_columns(cols.customer_id).where(
+                cols.status == str(OrderStatus.COMPLETED),
+                cols.ordered_at < ref,
+                cols.ordered_at > ref - timedelta(days=e.retail_active_days),
+            )
+        )
+    return union(*parts) if len(parts) > 1 else parts[0].distinct()
+
+
+def _only(stmt: Select, only: Select | None) -> Select:
+    """`stmt` kept to the customers of `only` (on `customer_id + 0`: SQLite keeps its plan, a scan or the range)."""
+    if only is None:
+        return stmt
+    return stmt.where((stmt.selected_columns.customer_id + 0).in_(only))
+
+
+def customer_outside(as_of: date, lo: int, hi: int) -> Select:
+    """One customer known at the end of `as_of` outside lo..hi, if any (a chunk of a larger base finds one at once)."""
+    stmt = rows_as_of("customers", as_of)
+    column = stmt.selected_columns.customer_id
+    return stmt.with_only_columns(column).where(or_(column < lo, column > hi)).limit(1)
 
 
 def returning_customers(

@@ -14,7 +14,20 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Boolean, ColumnElement, Connection, Date, DateTime, Select, Table, bindparam, text, tuple_
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Date,
+    DateTime,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 OnConflict = Literal["update", "ignore", "error"]
@@ -254,3 +267,10 @@ def with_sqlite_hint(conn: Connection, stmt):
     sql = sql.replace(marker, f"{marker} {table_hint}")
     params = [bindparam(k, v, type_=compiled.binds[k].type) for k, v in compiled.params.items()]
     return text(sql).bindparams(*params).columns(*stmt.selected_columns)
+
+
+def temporary_table(conn: Connection, prefix: str, *columns: Column) -> Table:
+    """Create a temporary table of `columns` on this connection (a unique name starting with `prefix`)."""
+    table = Table(f"{prefix}_{next(_temp_names)}", MetaData(), *columns, prefixes=["TEMPORARY"])
+    table.create(conn)
+    return table

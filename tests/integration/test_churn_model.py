@@ -12,8 +12,10 @@ from crm.churn import (
     ChurnConfig,
     ModelRegistry,
     build_snapshot,
+    customer_ranges,
     fit_and_compare,
     plan_snapshots,
+    read_features,
     usable,
 )
 from crm.core.settings import warehouse_engine
@@ -70,6 +72,16 @@ def test_the_model_beats_recency_and_past_days_do_not_move_when_later_days_arriv
     features_then = all_features(as_of, config)
     # The warehouse's aggregates give the features the rows give in pandas (the reference).
     pd.testing.assert_frame_equal(features_then, all_features(as_of, config, from_rows=True), rtol=1e-6)
+    # Training and scoring aggregate the eligible customers only: per chunk, and as one range holding everyone
+    # (read as the whole population), they get the eligible rows of everyone's features.
+    with warehouse_engine().connect() as conn:
+        ranges = customer_ranges(conn, as_of, config.scoring.chunk_customers)
+        chunked = pd.concat(read_features(conn, as_of, config, lo, hi, eligible_only=True) for lo, hi in ranges)
+        everyone = read_features(conn, as_of, config, ranges[0][0], ranges[-1][1], eligible_only=True)
+    eligible_then = features_then[features_then["is_eligible"]]
+    assert len(ranges) > 1 and len(eligible_then) < len(features_then)
+    pd.testing.assert_frame_equal(chunked.sort_index(), eligible_then)
+    pd.testing.assert_frame_equal(everyone.sort_index(), eligible_then)
     scores_then = all_scores(as_of, model, entry, config)
     assert len(scores_then) == int(features_then["is_eligible"].sum()) > 100
 

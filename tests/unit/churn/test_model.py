@@ -1,12 +1,15 @@
-"""Metrics, deciles, drift and the promotion guard."""
+"""Metrics, deciles, drift, the promotion guard and permutation importance."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from crm.churn import ChurnConfig, bin_counts, deciles, evaluate, psi
+from crm.churn import ChurnConfig, ModelKind, bin_counts, deciles, evaluate, psi
 from crm.churn.config import load_churn_config
+from crm.churn.model import TreeScores, booster_of, fit_model
+from crm.churn.training import permutation_importance_table
 
 
 def test_evaluate_gives_auc_lift_and_capture():
@@ -74,3 +77,54 @@ def test_promotion_needs_the_margin_over_the_champion_and_a_first_model_must_bea
     assert promotion_decision(_result(0.806, 0.70, 0.80), config, champion)[0]
     promoted, reason = promotion_decision(_result(0.804, 0.70, 0.80), config, champion)
     assert not promoted and "margin" in reason and "v1" in reason
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """One OpenMP thread (as training runs): on a shared machine more are much slower."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def _booster_data(rows: int = 2000):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(rows, 4))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:, 3] = 1.0  # constant: no tree can split on it
+    y = (rng.random(rows) < 1 / (1 + np.exp(-2 * np.nan_to_num(x[:, 0]) - np.nan_to_num(x[:, 1])))).astype(int)
+    return x, y
+
+
+def test_tree_scores_reuse_the_trees_a_shuffled_feature_does_not_reach_and_give_the_full_prediction():
+    x, y = _booster_data()
+    config = ChurnConfig()
+    config.training.max_iter = 30
+    model = fit_model(ModelKind.GRADIENT_BOOSTING, config.training, x, y)
+    booster = booster_of(model)
+    assert TreeScores.usable(booster)
+    trees = TreeScores(booster, x)
+    np.testing.assert_allclose(trees.total, booster.decision_function(x), atol=1e-9)
+    order = np.random.default_rng(0).permutation(len(y))
+    for column in range(3):
+        moved = x.copy()
+        moved[:, column] = x[order, column]
+        np.testing.assert_allclose(trees.shuffled(column, order), booster.decision_function(moved), atol=1e-9)
+    assert 3 not in trees.uses and trees.shuffled(3, order) is trees.total
+    np.testing.assert_array_equal(np.isnan(trees.x), np.isnan(x))  # the rows are left as they were
+
+
+@pytest.mark.parametrize("kind", [ModelKind.GRADIENT_BOOSTING, ModelKind.LOGISTIC])
+def test_permutation_importance_ranks_the_informative_features_first_for_both_models(kind):
+    x, y = _booster_data()
+    config = ChurnConfig()
+    config.training.max_iter = 30
+    model = fit_model(kind, config.training, x, y)
+    features = ["strong", "weak", "noise", "constant"]
+    valid = pd.DataFrame(x, columns=features).assign(churned=y)
+    table = permutation_importance_table(model, valid, features, rows=1500, seed=1)
+    assert list(table["feature"][:2]) == ["strong", "weak"]
+    assert table.set_index("feature").loc["constant", "importance"] == 0
+    again = permutation_importance_table(model, valid, features, rows=1500, seed=1)
+    pd.testing.assert_frame_equal(table, again)  # seeded: the report is reproducible
