@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench"))
     parser.add_argument(
+        "--prefix", default="crm_bench", help="PostgreSQL databases are <prefix>_wh/src/raw_<customers>"
+    )
+    parser.add_argument(
         "--via-flow", action="store_true", help="ingest through the Prefect flow (adds server start-up)"
     )
     parser.add_argument("--reuse-source", action="store_true", help="keep the simulated source from a previous run")
@@ -203,11 +206,11 @@ def main() -> None:
         os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
     if args.backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(f"crm_bench_wh_{args.customers}")
+        env["CRM_WAREHOUSE_URL"] = postgres_database(f"{args.prefix}_wh_{args.customers}")
         if not args.reuse_source:
-            env["CRM_SOURCE_URL"] = postgres_database(f"crm_bench_src_{args.customers}")
+            env["CRM_SOURCE_URL"] = postgres_database(f"{args.prefix}_src_{args.customers}")
         else:
-            env["CRM_SOURCE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + f"/crm_bench_src_{args.customers}"
+            env["CRM_SOURCE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + f"/{args.prefix}_src_{args.customers}"
     else:
         (work / "warehouse.db").unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
@@ -229,7 +232,7 @@ def main() -> None:
     )
     if args.raw_floor:
         raw_url = (
-            postgres_database(f"crm_bench_raw_{args.customers}")
+            postgres_database(f"{args.prefix}_raw_{args.customers}")
             if args.backend == "postgresql"
             else f"sqlite:///{work / 'raw.db'}"
         )
