@@ -109,7 +109,7 @@ def validate_frame(
         if known is None:
             continue
         values = typed[column_name]
-        unknown = (values.notna() & ~values.isin(known)).to_numpy(bool)
+        unknown = values.notna().to_numpy(bool) & ~_is_known(values, known)
         checker.fail(
             unknown,
             "known_reference",
@@ -140,6 +140,14 @@ def validate_frame(
     return ValidationResult(
         valid=good[~repeated].reset_index(drop=True), rejected=rejected, duplicates=int(repeated.sum())
     )
+
+
+def _is_known(values: pd.Series, known: pd.Index) -> np.ndarray:
+    """Whether each value is one of `known` (a null never is)."""
+    if isinstance(values.dtype, pd.Int64Dtype) and known.dtype == np.int64 and known.is_unique:
+        # The index's own hash table: built once per index, so once for every file and chunk of a run.
+        return (known.get_indexer(values.to_numpy(np.int64, na_value=0)) >= 0) & values.notna().to_numpy(bool)
+    return values.isin(known).to_numpy(bool)
 
 
 class _Checker:
