@@ -1,8 +1,9 @@
 """Dialect-neutral database helpers: fast bulk writes of DataFrames, keyset pagination.
 
-SQLite gets one prepared `INSERT ... ON CONFLICT` run with `executemany` over plain tuples;
-PostgreSQL gets `COPY` into a temporary table and one `INSERT ... SELECT ... ON CONFLICT`
-(ENGINEERING.md: COPY is an order of magnitude faster than `to_sql` there).
+SQLite gets one prepared `INSERT ... ON CONFLICT` run with `executemany` over plain tuples
+(timestamps as SQLAlchemy's text, cast by Arrow); PostgreSQL gets `COPY` into a temporary table
+and one `INSERT ... SELECT ... ON CONFLICT` (ENGINEERING.md: COPY is an order of magnitude faster
+than `to_sql` there), its CSV written by Arrow when every column allows it, else by pandas.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Row-level validation of an entity batch against its contract: pure, vectorised, no IO.
 
+A text column (CSV fields, JSON strings, database text) is checked on one Arrow array: blank,
+integer, allowed-value and length rules read the same trimmed array, in Arrow's C++ kernels.
+
 Every input row ends in exactly one place: `valid` (typed, one row per key), `rejected`
 (with the first rule it broke and a readable reason) or `duplicates` (its key repeats an
 earlier row of the same batch).
