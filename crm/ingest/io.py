@@ -8,6 +8,7 @@ manifest entry, so a crash never loses or doubles a row and a re-run resumes whe
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Callable
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 def _id_index(conn: Connection, stmt: Select) -> pd.Index:
     """The integer ids a one-column query returns, as an index (plain tuples: millions of ids)."""
     rows = conn.execute(stmt).cursor.fetchall()
-    return pd.Index(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+    return pd.Index(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows)))
 
 
 def load_known_ids(conn: Connection, entity: Entity) -> dict[str, pd.Index]:

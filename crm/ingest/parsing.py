@@ -79,7 +79,11 @@ def _parse_csv(text: str) -> ParsedFile:
                 "the header repeats column(s) " + ", ".join(repr(_cut(name)[:64]) for name in repeated)
             )
         width = len(header)
-        for number, row in enumerate(reader, start=1):
+        rows = list(reader)
+        if all(len(row) == width for row in rows):  # the usual file: every row a record, no blank line
+            frame = pd.DataFrame(rows, columns=header, dtype=object)
+            return ParsedFile(frame, np.arange(1, len(rows) + 1, dtype=np.int64), _unreadable([]), None)
+        for number, row in enumerate(rows, start=1):
             if len(row) == width:
                 good.append(row)
                 numbers.append(number)
@@ -92,10 +96,22 @@ def _parse_csv(text: str) -> ParsedFile:
                     )
                 )
     except csv.Error as exc:
+        if header is not None:  # which record broke: count the records read before it
+            number = sum(1 for _ in _records_until_error(text))
         where = "in the header" if header is None else f"at data row {number + 1}"
         raise MalformedFileError(f"CSV syntax error {where}: {exc}") from exc
     frame = pd.DataFrame(good, columns=header, dtype=object)
     return ParsedFile(frame, np.asarray(numbers, dtype=np.int64), _unreadable(bad), None)
+
+
+def _records_until_error(text: str):
+    """The data records of a CSV text up to its first syntax error."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    try:
+        yield from reader
+    except csv.Error:
+        return
 
 
 def _no_constant(name: str) -> float:

@@ -1,5 +1,8 @@
 """Row-level validation of an entity batch against its contract: pure, vectorised, no IO.
 
+A text column (CSV fields, JSON strings, database text) is checked on one Arrow array: blank,
+integer, allowed-value and length rules read the same trimmed array, in Arrow's C++ kernels.
+
 Every input row ends in exactly one place: `valid` (typed, one row per key), `rejected`
 (with the first rule it broke and a readable reason) or `duplicates` (its key repeats an
 earlier row of the same batch).
@@ -20,6 +23,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm.core.contracts import Column, Entity, record_keys
 
@@ -107,7 +112,7 @@ def validate_frame(
         if known is None:
             continue
         values = typed[column_name]
-        unknown = (values.notna() & ~values.isin(known)).to_numpy(bool)
+        unknown = values.notna().to_numpy(bool) & ~_is_known(values, known)
         checker.fail(
             unknown,
             "known_reference",
@@ -140,28 +145,40 @@ def validate_frame(
     )
 
 
+def _is_known(values: pd.Series, known: pd.Index) -> np.ndarray:
+    """Whether each value is one of `known` (a null never is)."""
+    if isinstance(values.dtype, pd.Int64Dtype) and known.dtype == np.int64 and known.is_unique:
+        # The index's own hash table: built once per index, so once for every file and chunk of a run.
+        return (known.get_indexer(values.to_numpy(np.int64, na_value=0)) >= 0) & values.notna().to_numpy(bool)
+    return values.isin(known).to_numpy(bool)
+
+
 class _Checker:
     """Keeps, per row, the first rule it broke."""
 
     def __init__(self, n: int) -> None:
         self.rule = np.full(n, None, dtype=object)
         self.reason = np.full(n, None, dtype=object)
-
-    @property
-    def failed(self) -> np.ndarray:
-        return self.rule != None  # noqa: E711 - elementwise on an object array
+        self.failed = np.zeros(n, dtype=bool)
 
     def fail(self, mask: np.ndarray, rule: str, reasons) -> None:
         new = np.flatnonzero(mask & ~self.failed)
         if len(new) == 0:
             return
+        self.failed[new] = True
         self.rule[new] = rule
         text = reasons(new) if callable(reasons) else reasons
         self.reason[new] = text.to_numpy(object) if isinstance(text, pd.Series) else text
 
 
+# Values whose text is never blank: a column of them is blank only where it is null.
+_NEVER_BLANK = {"integer", "floating", "decimal", "boolean", "datetime", "datetime64", "date", "time", "timedelta"}
+
+
 def _is_blank(series: pd.Series) -> pd.Series:
     blank = series.isna()
+    if series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) in _NEVER_BLANK:
+        return blank  # e.g. dates from the database: no need to write each one as text
     if series.dtype == object or pd.api.types.is_string_dtype(series):
         # Arrow strips in C++: a Python regex over every cell cost a tenth of a load.
         blank |= series.astype("string[pyarrow]").str.strip().eq("").fillna(False).astype(bool)
@@ -171,18 +188,26 @@ def _is_blank(series: pd.Series) -> pd.Series:
 def _check_column(
     checker: _Checker, series: pd.Series, column: Column, origin: ValueOrigin, plausible_since: date
 ) -> pd.Series:
-    blank = _is_blank(series)
-    if column.required:
-        checker.fail(blank.to_numpy(bool), "required", f"{column.name} is required but empty")
-
-    def shown(idx: np.ndarray) -> pd.Series:  # only for the few rows that fail
-        return series.iloc[idx].astype("string").str.slice(0, 40)
-
-    text = series
+    text, wrong = series, None
     if origin == "json":
         text, wrong = _json_as_text(series, column)
+        if isinstance(text.dtype, pd.Int64Dtype):  # JSON integers of an integer column, already typed
+            blank = series.isna().to_numpy(bool)
+            checker.fail(blank & column.required, "required", f"{column.name} is required but empty")
+            return _check_value(checker, series, text, blank, column, plausible_since)
+    # One Arrow array per text column: blank, integer, allowed-value and length rules all read it.
+    arrow = _text_array(text)
+    if arrow is not None and (wrong is None or not wrong.any()):
+        trimmed = pc.utf8_trim_whitespace(arrow)
+        blank = pc.fill_null(pc.equal(trimmed, ""), True).to_numpy(zero_copy_only=False)
+    else:  # typed database values, or JSON values of the wrong type (whose text is null, not blank)
+        arrow = trimmed = None
+        blank = _is_blank(series).to_numpy(bool)
+    if column.required:
+        checker.fail(blank, "required", f"{column.name} is required but empty")
+    if wrong is not None:
         checker.fail(
-            wrong & ~blank.to_numpy(bool),
+            wrong & ~blank,
             "type",
             lambda idx: pd.Series(
                 [
@@ -193,17 +218,36 @@ def _check_column(
                 dtype=object,
             ),
         )
-    present_text = text.where(~blank)
-    if origin == "database":
-        value, unparsable = _parse(present_text, column)
+    if trimmed is not None and column.kind == "str":
+        return _check_text(checker, series, trimmed, blank, column)
+    if trimmed is not None and column.kind in ("int", "money") and origin != "database":
+        value = _integers(trimmed, series.index)
     else:
-        value, unparsable = _parse_text(present_text, column)
-    checker.fail(
-        unparsable.to_numpy(bool),
-        "type",
-        lambda idx: f"{column.name} '" + shown(idx) + f"' is not a valid {column.kind}",
-    )
+        present_text = text.where(~blank)
+        value = (_parse if origin == "database" else _parse_text)(present_text, column)[0]
+    return _check_value(checker, series, value, blank, column, plausible_since)
+
+
+def _shown(series: pd.Series, idx: np.ndarray) -> pd.Series:
+    """The first 40 characters of the values received at `idx` (only for the few rows that fail)."""
+    return series.iloc[idx].astype("string").str.slice(0, 40)
+
+
+def _check_value(
+    checker: _Checker,
+    series: pd.Series,
+    value: pd.Series,
+    blank: np.ndarray,
+    column: Column,
+    plausible_since: date,
+) -> pd.Series:
+    """The type rule (a present value that did not parse) and the rules on typed values."""
     present = value.notna()
+    checker.fail(
+        ~blank & ~present.to_numpy(bool),
+        "type",
+        lambda idx: f"{column.name} '" + _shown(series, idx) + f"' is not a valid {column.kind}",
+    )
     if column.kind == "timestamp":
         floor = pd.Timestamp(plausible_since)
         checker.fail(
@@ -216,13 +260,13 @@ def _check_column(
         checker.fail(
             outside,
             "allowed_values",
-            lambda idx: f"{column.name} '" + shown(idx) + f"' is not one of {', '.join(column.allowed)}",
+            lambda idx: f"{column.name} '" + _shown(series, idx) + f"' is not one of {', '.join(column.allowed)}",
         )
     if column.kind == "money":
         checker.fail(
             (present & (value < 0)).fillna(False).to_numpy(bool),
             "non_negative",
-            lambda idx: f"{column.name} " + shown(idx) + " is negative",
+            lambda idx: f"{column.name} " + _shown(series, idx) + " is negative",
         )
     if column.kind == "str":
         checker.fail(
@@ -233,12 +277,63 @@ def _check_column(
     return value
 
 
+def _check_text(
+    checker: _Checker, series: pd.Series, trimmed: pa.Array, blank: np.ndarray, column: Column
+) -> pd.Series:
+    """The rules of a text column on its trimmed Arrow array; its values as Python strings (None when blank)."""
+    present = ~blank
+    if column.allowed:
+        allowed = pc.is_in(trimmed, value_set=pa.array(column.allowed, type=trimmed.type))
+        checker.fail(
+            present & ~pc.fill_null(allowed, False).to_numpy(zero_copy_only=False),
+            "allowed_values",
+            lambda idx: f"{column.name} '" + _shown(series, idx) + f"' is not one of {', '.join(column.allowed)}",
+        )
+    too_long = pc.greater(pc.utf8_length(trimmed), column.max_length)
+    checker.fail(
+        present & pc.fill_null(too_long, False).to_numpy(zero_copy_only=False),
+        "max_length",
+        f"{column.name} is longer than {column.max_length} characters",
+    )
+    values = pc.if_else(pa.array(blank), pa.scalar(None, trimmed.type), trimmed)
+    return pd.Series(values.to_numpy(zero_copy_only=False), index=series.index, dtype=object)
+
+
+def _text_array(text: pd.Series) -> pa.Array | None:
+    """`text` as one Arrow string array when it holds only strings and nulls, else None (typed values)."""
+    if isinstance(text.dtype, pd.StringDtype):
+        return pa.array(text.array)
+    if text.dtype == object and pd.api.types.infer_dtype(text, skipna=True) in ("string", "empty"):
+        return pa.array(text.to_numpy(object), type=pa.string(), from_pandas=True)
+    return None
+
+
+def _integers(trimmed: pa.Array, index: pd.Index) -> pd.Series:
+    """Decimal digits (an optional minus, trimmed) as exact Int64; anything else null."""
+    numbers = np.zeros(len(trimmed), dtype=np.int64)
+    missing = np.ones(len(trimmed), dtype=bool)
+    short = pc.fill_null(pc.match_substring_regex(trimmed, r"^-?[0-9]{1,18}$"), False)  # fits int64, cast in C
+    if pc.any(short).as_py():
+        mask = short.to_numpy(zero_copy_only=False)
+        # Numpy arrays, not a masked Series assignment: pandas routes that through float64 (2^53).
+        numbers[mask] = pc.cast(trimmed.filter(short), pa.int64()).to_numpy()
+        missing[mask] = False
+    long = pc.fill_null(pc.match_substring_regex(trimmed, r"^-?[0-9]{19,}$"), False)
+    for position in np.flatnonzero(long.to_numpy(zero_copy_only=False)):  # rare: exact ints, kept if BIGINT
+        number = int(trimmed[position].as_py())
+        if _INT64[0] <= number <= _INT64[1]:
+            numbers[position], missing[position] = number, False
+    return pd.Series(pd.arrays.IntegerArray(numbers, missing), index=index)
+
+
 def _json_type(value: object) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
-def _json_as_text(series: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray]:
+def _json_as_text(series: pd.Series, column: Column) -> tuple[pd.Series, np.ndarray | None]:
     """JSON values as the text the CSV rules parse, and a mask of values of the wrong JSON type.
+
+    A column of JSON integers only (and nulls) for an integer column comes back typed (Int64), with no mask.
 
     Strings pass as they are; integers (exact Python ints) as their digits, for integer and text
     columns; booleans only for boolean columns. Floats, objects and arrays are never accepted.
@@ -248,6 +343,11 @@ def _json_as_text(series: pd.Series, column: Column) -> tuple[pd.Series, np.ndar
     if inferred in ("string", "empty"):  # the common case, checked in C
         return series, np.zeros(len(series), dtype=bool)
     if inferred == "integer" and numeric_ok:
+        if column.kind != "str":
+            try:  # exact Python ints straight to Int64 (never through float64)
+                return pd.Series(pd.array(series.to_numpy(object), dtype="Int64"), index=series.index), None
+            except OverflowError:
+                pass  # beyond BIGINT: through their digits, which the integer rule refuses
         return series.map(lambda v: None if v is None else str(v), na_action="ignore"), np.zeros(len(series), bool)
     values = series.to_numpy(object)
     out = np.full(len(values), None, dtype=object)
@@ -269,20 +369,7 @@ def _parse_text(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series
     """Typed values of text (CSV fields, JSON strings) and a mask of present values that are not valid."""
     present = series.notna()
     if column.kind in ("int", "money"):
-        text = series.astype("string[pyarrow]").str.strip()
-        numbers = np.zeros(len(text), dtype=np.int64)
-        missing = np.ones(len(text), dtype=bool)
-        # Numpy arrays, not a masked Series assignment: pandas routes that through float64 (2^53).
-        short = text.str.fullmatch(r"-?[0-9]{1,18}").fillna(False).to_numpy(bool)  # fits int64, cast in C
-        if short.any():
-            numbers[short] = text[short].astype("int64").to_numpy()
-            missing[short] = False
-        long = text.str.fullmatch(r"-?[0-9]{19,}").fillna(False).to_numpy(bool)
-        for position in np.flatnonzero(long):  # rare: exact Python ints, kept if they fit BIGINT
-            number = int(text.iloc[position])
-            if _INT64[0] <= number <= _INT64[1]:
-                numbers[position], missing[position] = number, False
-        value = pd.Series(pd.arrays.IntegerArray(numbers, missing), index=series.index)
+        value = _integers(pc.utf8_trim_whitespace(pa.array(series.astype("string[pyarrow]").array)), series.index)
         return value, present & value.isna()
     if column.kind in ("timestamp", "date", "bool"):
         return _parse(series, column)

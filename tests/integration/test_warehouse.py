@@ -62,6 +62,35 @@ def test_bulk_writes_upsert_ignore_and_keep_types(backend):
     assert rows[1]["principal_minor"] == 1_000_000
 
 
+def test_bulk_writes_keep_text_and_timestamps_exactly(backend):
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    table = staging["message_events"]
+    texts = ["a,b", 'say "hi"', "two\nlines\r\n", " padded ", "\\N", "é\u2028ü"]
+    frame = pd.DataFrame(
+        {
+            "event_id": texts,
+            "message_id": texts,
+            "customer_id": pd.array([1, 2, 3, 4, 5, 2**62], dtype="Int64"),
+            "channel": ["sms"] * 6,
+            "event_type": ["sent"] * 6,
+            "occurred_at": pd.to_datetime(["1999-12-31 23:59:59.999999", *["2026-01-01 00:00:00.000001"] * 5]),
+            "campaign_id": [None, *texts[1:]],
+            "provider": ["p"] * 6,
+            "ingested_on": pd.to_datetime(["2026-01-02"] * 6),
+        }
+    )
+    with engine.begin() as conn:
+        assert write_frame(conn, table, frame, on_conflict="ignore") == 6
+    with engine.connect() as conn:
+        rows = {r.event_id: r for r in conn.execute(select(table))}
+    assert sorted(rows) == sorted(texts)
+    assert all(rows[t].message_id == t for t in texts)
+    assert rows["a,b"].campaign_id is None and rows["é\u2028ü"].campaign_id == "é\u2028ü"
+    assert rows["a,b"].occurred_at == pd.Timestamp("1999-12-31 23:59:59.999999").to_pydatetime()
+    assert rows["é\u2028ü"].customer_id == 2**62
+
+
 def test_an_initial_load_sets_the_secondary_indexes_aside_and_builds_exactly_the_modelled_ones(backend):
     from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, secondary_indexes
     from crm.ingest.bulk import missing_indexes

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.core.contracts import APP_EVENTS, CUSTOMER_CONTACTS, MESSAGE_EVENTS, PAYMENTS
+from crm.core.contracts import APP_EVENTS, CUSTOMER_CONTACTS, LOANS, MESSAGE_EVENTS, PAYMENTS
 from crm.ingest.validation import MissingColumnsError, validate_frame
 
 AS_OF = date(2026, 1, 10)
@@ -177,6 +177,7 @@ def message_events(value_column: str, value, **extra) -> pd.DataFrame:
         ("customer_id", "1e1", "type"),
         ("customer_id", [1], "type"),
         ("customer_id", "9" * 20, "type"),  # beyond BIGINT
+        ("customer_id", 2**63, "type"),  # a JSON integer beyond BIGINT too
         ("provider", {"a": 1}, "type"),  # an object is not text (it used to be stored as its repr)
         ("provider", ["a"], "type"),
         ("provider", 1.5, "type"),
@@ -196,7 +197,16 @@ def test_json_values_of_the_wrong_type_are_quarantined_under_their_rule(column, 
 
 @pytest.mark.parametrize(
     ("value", "stored"),
-    [(10, 10), ("10", 10), (" 10 ", 10), ("-0", 0), ("0010", 10), (9007199254740993, 9007199254740993)],
+    [
+        (10, 10),
+        ("10", 10),
+        (" 10 ", 10),
+        ("-0", 0),
+        ("0010", 10),
+        (9007199254740993, 9007199254740993),
+        (-(2**63), -(2**63)),
+        (2**63 - 1, 2**63 - 1),
+    ],
 )
 def test_json_integers_and_digit_strings_are_accepted_exactly(value, stored):
     known = {"customers": pd.Index([1, stored])}
@@ -269,3 +279,40 @@ def test_quarantine_keeps_json_lines_as_received():
     received = ['{"event_id": "m0"}', '{"event_id": "m1", "customer_id": true, "extra": [1]}']
     result = validate_frame(frame, MESSAGE_EVENTS, as_of=AS_OF, known_ids=KNOWN, origin="json", received=received)
     assert result.rejected.record.tolist() == [received[1]]
+
+
+def test_a_json_integer_beyond_bigint_is_quarantined_with_its_digits():
+    result = validate_frame(message_events("customer_id", 2**64), MESSAGE_EVENTS, as_of=AS_OF, origin="json")
+    assert result.rejected.reason.tolist() == [f"customer_id '{str(2**64)[:40]}' is not a valid int"]
+
+
+@pytest.mark.parametrize("known", [pd.Index([1, 1, 2, 3]), pd.Index([1.0, 2.0, 3.0]), pd.Index([3, 2, 1])])
+def test_references_are_checked_against_any_index_of_known_keys(known):
+    result = validate_frame(
+        app_events(customer_id="99"), APP_EVENTS, as_of=AS_OF, known_ids={"customers": known}, origin="csv"
+    )
+    assert result.rejected.rule.tolist() == ["known_reference"]
+    assert result.valid.customer_id.tolist() == [1, 1]
+
+
+def test_database_dates_are_typed_and_a_missing_required_one_is_empty():
+    loans = pd.DataFrame(
+        {
+            "loan_id": [1, 2],
+            "application_id": [5, 6],
+            "customer_id": [1, 2],
+            "issued_at": pd.to_datetime(["2026-01-09"] * 2),
+            "principal_minor": [100, 100],
+            "daily_rate_bp": [10, 10],
+            "term_days": [14, 14],
+            "due_on": [date(2026, 1, 23), None],
+            "status": ["active", "active"],
+            "closed_at": pd.to_datetime([None, None]),
+            "updated_at": pd.to_datetime(["2026-01-09"] * 2),
+        }
+    )
+    result = validate_frame(loans, LOANS, as_of=AS_OF)
+    assert result.valid.due_on.tolist() == [pd.Timestamp("2026-01-23")]
+    assert result.rejected[["rule", "reason"]].to_dict("records") == [
+        {"rule": "required", "reason": "due_on is required but empty"}
+    ]
