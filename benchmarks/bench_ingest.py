@@ -146,7 +146,6 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
     result = {
         "stage": name,
         "seconds": round(seconds, 1),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),  # less sensitive than wall time to other jobs
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         # CPU of the stage's process (not of a PostgreSQL server): less sensitive to a shared machine's load.
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
