@@ -87,6 +87,7 @@ from crm.segments import aggregate_statement, derive_segments, load_segments_con
 folder, day = sys.argv[1], date.fromisoformat(sys.argv[2])
 config = load_segments_config()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")  # it draws on stdout, where the stage's result line goes
 for name in sys.argv[3:]:
     con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{folder}/{name}/*.parquet')")
 sql = str(aggregate_statement(day, config.rfm.window_days).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
