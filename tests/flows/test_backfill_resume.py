@@ -3,6 +3,7 @@ leaves the warehouse an uninterrupted backfill leaves; no message is sent for a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -76,7 +77,9 @@ def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, 
         "--end",
         str(last),
     ]
-    killed = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     engine = make_engine(interrupted_url)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and killed.poll() is None:
@@ -88,6 +91,9 @@ def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, 
     assert killed.poll() is None, "the backfill ended before it could be killed: make the range longer"
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
+    # The killed backfill's own children (its ephemeral Prefect server) would outlive the test: end them too.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(killed.pid, signal.SIGKILL)
     engine.dispose()
 
     resumed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
