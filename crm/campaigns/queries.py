@@ -11,6 +11,7 @@ from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
 from crm.campaigns.states import Conversion
 from crm.core.dates import end_of, start_of
 from crm.ingest import rows_as_of
+from crm.segments import out_of_base_on
 from models.campaigns import campaign_entries, purged_customers
 from models.sending import outbox
 
@@ -238,12 +239,7 @@ def last_entries(campaign_ids: Sequence[str]) -> Select:
 
 def purged_on(as_of: date) -> Select:
     """Customers out of the active base on the day (purged by then and not restored by then)."""
-    p = purged_customers
-    return (
-        select(p.c.customer_id)
-        .where(p.c.purged_on <= as_of, or_(p.c.restored_on.is_(None), p.c.restored_on > as_of))
-        .distinct()
-    )
+    return select(purged_customers.c.customer_id).where(out_of_base_on(as_of)).distinct()
 
 
 def applications_created(as_of: date, since: date) -> Select:

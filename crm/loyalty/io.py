@@ -14,9 +14,9 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, String, Table, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, select, update
 
-from crm.core.db import read_frame, with_sqlite_hint, write_frame
+from crm.core.db import read_frame, temporary_table, with_sqlite_hint, write_frame
 from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
 from crm.loyalty.config import LoyaltyConfig
@@ -52,7 +52,6 @@ LEDGER_TABLES = (
     promotion_decisions,
     loyalty_runs,
 )
-_temp_names = itertools.count()
 # Members posted at a time (a first run: ~3 purchases and ~2 interest payments a member a year), and
 # whose whole ledger the invariant check reads at a time (~6 entries a member a year: ~0.3 M rows).
 CHUNK_MEMBERS = 50_000
@@ -79,13 +78,7 @@ class DayResult:
 
 def _temp(conn: Connection, column: str, sql_type, values) -> Table:
     """A temporary one-column table holding `values` (for set-based joins)."""
-    table = Table(
-        f"_loyalty_{column}_{next(_temp_names)}",
-        MetaData(),
-        Column(column, sql_type, primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
-    table.create(conn)
+    table = temporary_table(conn, f"_loyalty_{column}", Column(column, sql_type, primary_key=True))
     frame = pd.DataFrame({column: pd.Series(list(values)).drop_duplicates()})
     if len(frame):
         write_frame(conn, table, frame, on_conflict="error")

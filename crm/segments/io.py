@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -14,7 +13,6 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
-    MetaData,
     Select,
     String,
     Table,
@@ -26,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from crm.core.db import sqlite_table_hint, with_sqlite_hint, write_frame
+from crm.core.db import sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -49,7 +47,6 @@ from crm.segments.queries import (
 from crm.segments.states import RunMode, SegmentKind
 from models.segments import segment_aggregates, segment_events, segment_memberships, segment_runs, segment_sizes
 
-_temp_names = itertools.count()
 # PostgreSQL memory per sort / hash of the run's transaction (the 100k aggregation: 10.7-13.8 s at 4 MB, 9.3-9.8 s here).
 PG_WORK_MEM = "256MB"
 COMPUTING_MODES = (RunMode.FULL.value, RunMode.INCREMENTAL.value, RunMode.REWRITE.value)
@@ -97,14 +94,7 @@ def _frames(conn: Connection, stmt: Select, chunk_rows: int) -> Iterator[pd.Data
 
 
 def _id_table(conn: Connection) -> Table:
-    table = Table(
-        f"_segment_ids_{next(_temp_names)}",
-        MetaData(),
-        Column("customer_id", BigInteger, primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
-    table.create(conn)
-    return table
+    return temporary_table(conn, "_segment_ids", Column("customer_id", BigInteger, primary_key=True))
 
 
 def _analyze(conn: Connection, table: Table) -> None:

@@ -345,14 +345,20 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
     return select(*columns).select_from(joined)
 
 
+def out_of_base_on(day: date) -> ColumnElement[bool]:
+    """A `purged_customers` row that holds the customer out of the active base on `day`: purged by
+    then and not restored by then (campaigns exclude on the day; segments read the day before)."""
+    p = purged_customers.c
+    return and_(p.purged_on <= day, or_(p.restored_on.is_(None), p.restored_on > day))
+
+
 def purged_out_of_base(as_of: date) -> ColumnElement[bool]:
-    """A `purged_customers` row that holds the customer out of the base on `as_of`: as the night before left it.
+    """Out of the base for segments of `as_of`: as the night before left it.
 
     The purge runs in campaign planning, after segments; the day before's end makes a re-run of
     `as_of` (after that night's purge, or after a restore during the day) give what the night gave.
     """
-    p, before = purged_customers.c, as_of - timedelta(days=1)
-    return and_(p.purged_on <= before, or_(p.restored_on.is_(None), p.restored_on > before))
+    return out_of_base_on(as_of - timedelta(days=1))
 
 
 def _raw(column) -> ColumnElement:
