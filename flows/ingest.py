@@ -19,6 +19,7 @@ from tasks.ingest import (
     prepare_initial_load,
     publish_ingest_report,
     pull_source_table_task,
+    refresh_statistics_task,
 )
 
 
@@ -61,6 +62,7 @@ def ingest(as_of: date | None = None, force: bool = False):
             counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     build_indexes()  # after an initial load, or one killed half way: no-op otherwise
+    refresh_statistics_task(counts)  # PostgreSQL plans the next steps on measured tables, not empty ones
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:
         message = (

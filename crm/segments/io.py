@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from crm.core.db import sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
+from crm.core.db import refresh_statistics, sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -369,6 +369,13 @@ def refresh_segments(
                 differences=run.differences,
             )
         )
+    # The first run writes every membership: the next nights' lookups need the planner to know it.
+    written = run.events if mode != RunMode.RECHECK else 0
+    aggregates = run.customers_computed if mode != RunMode.RECHECK else 0
+    refresh_statistics(
+        engine,
+        {segment_memberships.name: written, segment_events.name: written, segment_aggregates.name: aggregates},
+    )
     return run
 
 
