@@ -123,7 +123,10 @@ def test_a_wrong_config_file_is_an_operator_error(home, monkeypatch):
         (["backfill", "nightly", "--start", "2026-01-10", "--end", "2026-01-01"], "ends (2026-01-01) before it starts"),
         (["backfill", "nightly", "--start", "2026-01-10", "--end", "10.01.2026"], "--end '10.01.2026' is not a date"),
         (["report", "--as-of", DAY], "the warehouse has no tables yet; check CRM_WAREHOUSE_URL"),
-        (["landing", "retry", "app_events/x_2026-01-05.csv"], "the warehouse has no tables yet; check CRM_WAREHOUSE_URL"),
+        (
+            ["landing", "retry", "app_events/x_2026-01-05.csv"],
+            "the warehouse has no tables yet; check CRM_WAREHOUSE_URL",
+        ),
     ],
 )
 def test_bad_arguments_exit_3_with_one_line(home, args, message):
