@@ -558,7 +558,7 @@ def _check_source_reaches(last: date, force: bool) -> None:
 
     settings = get_settings()
     newest, _ = read_day_bounds(source_engine(settings), warehouse_engine(settings))
-    refusal = day_guard_refusal(last, newest, None, max_gap_days=load_ingest_config().max_gap_days)
+    refusal = day_guard_refusal(last, newest, None, max_gap_days=load_ingest_config().max_gap_days, option="--end")
     if refusal and not force:
         raise OperatorError(f"refusing to ingest up to {last}: {refusal}; pass --force to ingest it anyway")
 
