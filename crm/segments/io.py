@@ -196,8 +196,12 @@ def _apply(
             # A night's ids are few: reading their open memberships beats writing the moved ones' ids.
             current = _stored_memberships(conn, candidates, None, moved if ids is None else ids)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
-            write_frame(conn, segment_memberships, intervals, on_conflict="update")
-            write_frame(conn, segment_events, events, on_conflict="update")
+            # Intervals opened today and the day's events are new rows (a computed day is never computed
+            # again without a rewind): plain inserts (COPY on PostgreSQL); closed intervals update valid_to.
+            closing = intervals["valid_to"].notna().to_numpy()
+            write_frame(conn, segment_memberships, intervals[closing], on_conflict="update")
+            write_frame(conn, segment_memberships, intervals[~closing], on_conflict="error")
+            write_frame(conn, segment_events, events, on_conflict="error")
             run.customers_changed += len(changed)
             run.events += len(events)
             events_parts.append(events)
@@ -369,13 +373,11 @@ def refresh_segments(
                 differences=run.differences,
             )
         )
-    # The first run writes every membership: the next nights' lookups need the planner to know it.
-    written = run.events if mode != RunMode.RECHECK else 0
-    aggregates = run.customers_computed if mode != RunMode.RECHECK else 0
-    refresh_statistics(
-        engine,
-        {segment_memberships.name: written, segment_events.name: written, segment_aggregates.name: aggregates},
-    )
+    if mode in (RunMode.FULL, RunMode.REWRITE):
+        # A first run writes every membership and aggregate: the next nights' lookups need the planner
+        # to know it (an incremental night changes a few percent: autovacuum's business).
+        written = {t.name: run.events for t in (segment_memberships, segment_events)}
+        refresh_statistics(engine, {**written, segment_aggregates.name: run.customers_computed})
     return run
 
 
