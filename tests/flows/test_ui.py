@@ -126,6 +126,9 @@ def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sq
     assert "# Send gate" in card.data and "OPEN" in card.data
     for key in ("ingest-summary", "quality-summary", "reconciliation-summary"):
         assert key in card.data  # reachable from the nightly run
+    night = _artifacts(state.state_details.flow_run_id)["night-summary"]
+    for key in ("ingest-summary", "quality-summary", "segments-summary", "loyalty-report", "campaigns-plan"):
+        assert key in night.data  # every step's first artifact, next to its run
 
     # A bug in a later job: one ERROR line in the nightly's own log, no nested traceback.
     @flow(name="quality")
@@ -143,8 +146,8 @@ def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sq
     assert failed.is_failed() and "quality failed: boom in quality" in failed.message
     errors = _logs(failed.state_details.flow_run_id, min_level=40)
     mine = [log for log in errors if log.task_run_id is None]
-    assert len([log for log in mine if "boom in quality" in log.message]) >= 1
-    assert not any("Traceback" in log.message for log in mine), [log.message for log in mine]
+    assert [log.message for log in mine] == [failed.message], [log.message for log in mine]  # one line, no traceback
+    assert failed.message.startswith(f"nightly {summary.last_day}: quality failed: boom in quality")
 
 
 def test_a_closed_night_says_closed_and_why_once(sqlite_backend):
