@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from prefect import Task
+from prefect import Flow, Task
 
+import flows
 import tasks
 
 
@@ -22,9 +23,6 @@ def test_every_task_has_an_explicit_readable_run_name():
 
 
 def test_every_flow_names_its_runs_by_the_day_or_range_it_works_on():
-    import flows
-    from prefect import Flow
-
     found = {}
     for module in pkgutil.iter_modules(flows.__path__):
         for value in vars(importlib.import_module(f"flows.{module.name}")).values():
