@@ -48,7 +48,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     for done, entity in enumerate(SOURCE_ENTITIES, start=1):
         counts.append(pull_source_table_task(entity.name, as_of))
         update_progress_artifact(progress, progress=100.0 * done / stages)
-    found = find_landing_files(as_of)
+    found = find_landing_files(as_of, return_state=True).result()  # its state is `Misplaced` when it found some
     counts.extend(found["misplaced"])
     for done, entity in enumerate(LANDING_ENTITIES, start=len(SOURCE_ENTITIES) + 1):
         if entity.name in found["files"]:
