@@ -189,12 +189,11 @@ def _apply(
         inputs_moved = segments_moved | (both["inputs_hash"] != both["stored_inputs"]).to_numpy()
         candidates = customer_ids[segments_moved]
         if len(candidates):
-            if ids is None:
-                conn.execute(delete(moved))
-                write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
-                _analyze(conn, moved)
-            # A night's ids are few: reading their open memberships beats writing the moved ones' ids.
-            current = _stored_memberships(conn, candidates, None, moved if ids is None else ids)
+            # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
+            conn.execute(delete(moved))
+            write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
+            _analyze(conn, moved)
+            current = _stored_memberships(conn, candidates, None, moved)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
             # Intervals opened today and the day's events are new rows (a computed day is never computed
             # again without a rewind): plain inserts (COPY on PostgreSQL); closed intervals update valid_to.
