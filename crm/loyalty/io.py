@@ -151,7 +151,7 @@ def post_loyalty_day(
             due=_read(led, q.lots_before(day, due_after=prev)),
         )
         for lo, hi in _id_ranges(day_rows.customer_ids(), chunk_members):
-            _post_members(led, day, config, day_rows.between(lo, hi), (lo, hi), result, check)
+            _post_members(led, day, config, day_rows.between(lo, hi), (lo, hi), result, check, launch=prev is None)
         result.violations = check.lines()
 
         run = {
@@ -226,8 +226,11 @@ def _post_members(
     span: tuple[int | None, int | None],
     result: DayResult,
     check: InvariantCheck,
+    launch: bool = False,
 ) -> None:
-    """Post the day for the members in `rows` (a range of customer ids): add what it did to `result`, check them."""
+    """Post the day for the members in `rows` (a range of customer ids): add what it did to `result`, check them.
+
+    `launch`: no run before the day (the programme's first): customers registered before it are enrolled."""
     orders, payments, customers, celebrating = rows.orders, rows.payments, rows.customers, rows.celebrating
     technical, downgraded, left = set(rows.technical.tolist()), set(rows.downgraded.tolist()), set(rows.left.tolist())
 
@@ -284,6 +287,7 @@ def _post_members(
         technical=technical,
         tiers=tiers,
         lots=lots,
+        launch=launch,
     )
     del known, known_q, lots
     posting = post_day(day, inputs, config)

@@ -55,7 +55,8 @@ class DayInputs:
     - interest: interest payments to post (payment_id, customer_id, amount_minor, tier);
     - repayments: loan payments (principal and interest) cashback may pay part of (payment_id, customer_id,
       amount_minor), when `repayment_redemption_limit_bp` > 0;
-    - joiners: new members (customer_id, signup_channel, welcome: bool);
+    - joiners: new members (customer_id, signup_channel, welcome: bool, enrolled: bool: registered before the
+      programme's first day, enrolled by it rather than joining);
     - birthdays: members celebrating today (customer_id).
     """
 
@@ -75,7 +76,9 @@ class DayInputs:
         default_factory=lambda: _frame(["payment_id", "customer_id", "amount_minor", "tier"])
     )
     repayments: pd.DataFrame = field(default_factory=lambda: _frame(["payment_id", "customer_id", "amount_minor"]))
-    joiners: pd.DataFrame = field(default_factory=lambda: _frame(["customer_id", "signup_channel", "welcome"]))
+    joiners: pd.DataFrame = field(
+        default_factory=lambda: _frame(["customer_id", "signup_channel", "welcome", "enrolled"])
+    )
     birthdays: pd.DataFrame = field(default_factory=lambda: _frame(["customer_id"]))
 
 

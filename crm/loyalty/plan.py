@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from crm.core.contracts import OrderStatus, PaymentType
@@ -44,6 +45,7 @@ def select_day_inputs(
     technical: set[int] | pd.Index,
     tiers: pd.Series,
     lots: pd.DataFrame,
+    launch: bool = False,
 ) -> DayInputs:
     """The day's `DayInputs` from candidate source rows and the ledger before the day.
 
@@ -52,7 +54,8 @@ def select_day_inputs(
     signup_channel, registered_at (new versions); birthdays: customer_id (celebrating today);
     known_entries / known_qualifying: ledger and status-account rows before the day that concern
     the candidates; members: who joined before the day; technical: internal accounts;
-    tiers: customer_id -> tier at the start of the day; lots: open credits (LOT_COLUMNS).
+    tiers: customer_id -> tier at the start of the day; lots: open credits (LOT_COLUMNS);
+    launch: the programme's first day (no run before it): joiners registered before it are enrolled.
     """
     technical = pd.Index(list(technical)) if not config.include_internal_accounts else pd.Index([])
     known_q = set(known_qualifying["entry_id"]) if len(known_qualifying) else set()
@@ -104,7 +107,11 @@ def select_day_inputs(
         welcome = pd.to_datetime(joiners["registered_at"]).dt.date >= config.welcome_from
     else:
         welcome = pd.Series(True, index=joiners.index)
-    joiners = joiners.assign(welcome=welcome.to_numpy(dtype=bool))[["customer_id", "signup_channel", "welcome"]]
+    enrolled = (
+        pd.to_datetime(joiners["registered_at"]).dt.date < day if launch else pd.Series(False, index=joiners.index)
+    )
+    joiners = joiners.assign(welcome=welcome.to_numpy(dtype=bool), enrolled=enrolled.to_numpy(dtype=bool))
+    joiners = joiners[["customer_id", "signup_channel", "welcome", "enrolled"]]
 
     celebrating = birthdays[
         (birthdays["customer_id"].isin(members_index) | birthdays["customer_id"].isin(joiners["customer_id"]))
@@ -171,7 +178,11 @@ def day_events(
             pd.DataFrame(
                 {
                     "customer_id": joiners["customer_id"].to_numpy(),
-                    "event": str(LoyaltyEvent.JOINED),
+                    "event": np.where(
+                        joiners.get("enrolled", pd.Series(False, index=joiners.index)).astype(bool).to_numpy(),
+                        str(LoyaltyEvent.ENROLLED),
+                        str(LoyaltyEvent.JOINED),
+                    ),
                     "detail": joiners["signup_channel"].astype(str).to_numpy(),
                     "amount_minor": joiners["customer_id"].map(welcome).to_numpy(),
                 }

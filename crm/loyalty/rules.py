@@ -41,6 +41,9 @@ class LoyaltyEvent(StrEnum):
     """Events campaigns target (`loyalty_events.event`)."""
 
     JOINED = "joined"
+    # An existing customer enrolled by the programme's first run (its launch), not a new customer:
+    # no default campaign targets it, so installing the programme does not welcome the whole base.
+    ENROLLED = "enrolled"
     TIER_CHANGED = "tier_changed"
     CASHBACK_ACCRUED = "cashback_accrued"
     CASHBACK_EXPIRING = "cashback_expiring"
