@@ -119,6 +119,11 @@ def main() -> None:
         help="run the middle night incremental instead of --full (saves time at 1M)",
     )
     parser.add_argument("--prepare-only", action="store_true", help="stop after the catch-up (and its snapshot)")
+    parser.add_argument(
+        "--reuse-parquet",
+        action="store_true",
+        help="with --reuse: keep the previous run's Parquet export (the same simulated days, so the same rows)",
+    )
     args = parser.parse_args()
 
     work = args.workdir / f"{args.backend}-{args.customers}"
@@ -164,8 +169,9 @@ def main() -> None:
     results.append(run_stage(f"ingest {last}", INGEST, [last.isoformat()], env))
     results.append(run_stage(f"segments incremental {last}", SEGMENTS, [last.isoformat(), "auto"], env))
     parquet = work / "parquet"
-    shutil.rmtree(parquet, ignore_errors=True)
-    results.append(run_stage("export to Parquet", EXPORT, [str(parquet), *TABLES], env))
+    if not (args.reuse and args.reuse_parquet and parquet.exists()):
+        shutil.rmtree(parquet, ignore_errors=True)
+        results.append(run_stage("export to Parquet", EXPORT, [str(parquet), *TABLES], env))
     results.append(run_stage(f"duckdb full {last}", DUCKDB, [str(parquet), last.isoformat(), *TABLES], env))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
