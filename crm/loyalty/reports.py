@@ -7,16 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from crm.core.markdown import Col, markdown_table, num, pct
-
-
-def money(minor: int | None) -> str:
-    """Minor units as an amount with two decimals and thousands separators."""
-    if minor is None or pd.isna(minor):
-        return ""
-    minor = int(minor)
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+from crm.core.markdown import Col, markdown_table, money, num, pct
 
 
 def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
