@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, select, update
 
+from crm.core.contracts import OrderStatus
 from crm.core.db import read_frame, temporary_table, with_sqlite_hint, write_frame
 from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
@@ -243,7 +244,7 @@ def _post_members(
     )
     known_q = _read(led, q.qualifying_by_id(_ids(led, qids), day))
     del qids
-    returned = orders[orders["status"] == "returned"]["order_id"].astype(str)
+    returned = orders[orders["status"] == OrderStatus.RETURNED.value]["order_id"].astype(str)
     eids = pd.concat(
         [
             entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER, returned),

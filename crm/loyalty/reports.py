@@ -8,6 +8,7 @@ from datetime import date
 import pandas as pd
 
 from crm.core.markdown import Col, markdown_table, money, num, pct
+from crm.loyalty.rules import EntryKind
 
 
 def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
@@ -15,10 +16,11 @@ def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
     if flows.empty:
         return pd.DataFrame(columns=["as_of", "accrual", "redemption", "expiry", "reversal", "net"])
     wide = flows.pivot_table(index="as_of", columns="kind", values="amount_minor", aggfunc="sum", fill_value=0)
-    for kind in ("accrual", "redemption", "expiry", "reversal", "adjustment"):
+    kinds = [kind.value for kind in EntryKind]
+    for kind in kinds:
         if kind not in wide.columns:
             wide[kind] = 0
-    wide["net"] = wide[["accrual", "redemption", "expiry", "reversal", "adjustment"]].sum(axis=1)
+    wide["net"] = wide[kinds].sum(axis=1)
     return wide.reset_index().sort_values("as_of")
 
 

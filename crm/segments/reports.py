@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from crm.core.markdown import Col, markdown_table, num
-from crm.segments.states import SUBSTATES_OF, LifecycleState, SegmentKind
+from crm.segments.states import SUBSTATES_OF, LifecycleState, RunMode, SegmentChange, SegmentKind
 
 NEW = "(new)"
 # Lifecycle labels in reading order: the sub-state, or the state when it has none (rejected).
@@ -29,7 +29,7 @@ def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
     e = lifecycle_events
     pick = {}
     for kind in (SegmentKind.LIFECYCLE, SegmentKind.LIFECYCLE_SUBSTATE):
-        for change in ("entered", "left"):
+        for change in (SegmentChange.ENTERED.value, SegmentChange.LEFT.value):
             rows = e[(e["kind"] == kind.value) & (e["change"] == change)]
             pick[(kind.value, change)] = rows.set_index("customer_id")["segment"]
     ids = pd.Index(e["customer_id"].unique())
@@ -108,7 +108,7 @@ def summary_markdown(run: dict, sizes: pd.DataFrame, matrix: pd.DataFrame, chart
         f"Mode **{mode}**: {run['customers_computed']:,} customers computed, {run['customers_changed']:,} changed, "
         f"{run['events']:,} membership events."
     )
-    if mode == "recheck":
+    if mode == RunMode.RECHECK:
         lines += [
             "",
             f"Recheck of a stored day: **{run['differences']:,}** customers differ from what was stored"

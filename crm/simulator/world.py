@@ -27,6 +27,7 @@ from crm.core.contracts import (
     MESSAGE_EVENTS,
     PRODUCT_GROUPS,
     ApplicationStatus,
+    Channel,
     LoanStatus,
 )
 from crm.core.db import write_frame
@@ -355,9 +356,9 @@ class Simulator:
             cid = ids[sel]
             if not len(cid):  # numpy's string functions fail on empty arrays
                 continue
-            if ch == "sms":
+            if ch == Channel.SMS:
                 address = np.char.add("+38067", np.char.zfill(cid.astype(str), 7))
-            elif ch == "email":
+            elif ch == Channel.EMAIL:
                 address = np.char.add(np.char.add("user", cid.astype(str)), "@example.com")
             else:
                 address = np.array([f"{(i * 2654435761) % 2**64:016x}{i:016x}" for i in cid.tolist()], dtype=object)
@@ -812,7 +813,7 @@ class Simulator:
         delivered = u[:, 0] < p[:, 0]
         opened = delivered & (u[:, 1] < p[:, 1])
         # SMS has no opens: its clicks are on the link, among the delivered.
-        clicked = np.where(channel == CHANNELS.index("sms"), delivered, opened) & (u[:, 2] < p[:, 2])
+        clicked = np.where(channel == CHANNELS.index(Channel.SMS), delivered, opened) & (u[:, 2] < p[:, 2])
         unsub = delivered & (u[:, 3] < p[:, 3])
         converts = delivered & (u[:, 4] < p[:, 4])
         after = r.integers(1, c.effect_days + 1, n)
