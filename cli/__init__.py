@@ -357,7 +357,7 @@ def run_dispatch(
 ) -> None:
     """Send the messages planned for one business day (refused when the send gate is closed or the day is past)."""
     from crm.sending import Refusal
-    from flows.dispatch import dispatch
+    from flows.sending import dispatch
     from tasks.sending import ensure_provider_limits
 
     ensure_provider_limits()  # a local run has no infra/prefect-setup.sh: create the one-slot provider limits
@@ -425,7 +425,7 @@ def campaigns_restore(
 @run_app.command("delivery-reports")
 def run_delivery_reports(as_of: AsOf) -> None:
     """Apply the providers' delivery reports ingested for one business day to the outbox."""
-    from flows.dispatch import delivery_reports
+    from flows.sending import delivery_reports
 
     counts = delivery_reports(as_of=_day(as_of))
     typer.echo(", ".join(f"{kind} {n:,}" for kind, n in counts.items()))

@@ -17,11 +17,6 @@ LABELS: tuple[str, ...] = tuple(str(label) for state, subs in SUBSTATES_OF.items
 _STATE_OF = {str(label): str(state) for state, subs in SUBSTATES_OF.items() for label in (subs or (state,))}
 
 
-def lifecycle_label(state: str | None, substate: str | None) -> str | None:
-    """`repeat / pre_churn`-style label of a lifecycle position (the sub-state names are unique)."""
-    return substate if isinstance(substate, str) else state
-
-
 def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
     """Customers who moved between lifecycle positions on the day, per (from, to), from the day's events."""
     if lifecycle_events.empty:
