@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,15 +39,17 @@ from crm.core.storage import open_store
 from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, source_engine, warehouse_engine
-from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load
+from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, rows_written
+from crm.core.db import refresh_statistics
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
 if is_initial_load(warehouse_engine(s)):  # as the ingest flow does
     drop_secondary_indexes(warehouse_engine(s))
-totals = {}
+totals = {}; written = []
 for entity in SOURCE_ENTITIES:
     c = pull_source_table(source_engine(s), warehouse_engine(s), entity, day, chunk_rows=s.source_chunk_rows)
     totals[c.source] = c.rows_loaded
+    written.append({"entity": entity.name, "rows_loaded": c.rows_loaded})
 zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
 known = {}
@@ -56,9 +59,13 @@ for f in files:
             known[f.entity.name] = load_known_ids(conn, f.entity)
     c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name])
     totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
+    written.append({"entity": f.entity.name, "rows_loaded": c.rows_loaded})
 started = time.perf_counter()
 built = build_missing_indexes(warehouse_engine(s))  # as the ingest flow does at its end
 totals["indexes_built"], totals["index_build_seconds"] = len(built), round(time.perf_counter() - started, 1)
+started = time.perf_counter()
+totals["tables_analyzed"] = len(refresh_statistics(warehouse_engine(s), rows_written(written)))  # as the flow does
+totals["analyze_seconds"] = round(time.perf_counter() - started, 1)
 print(json.dumps(totals))
 """
 
@@ -137,10 +144,29 @@ print(json.dumps(ingest(as_of=date.fromisoformat(sys.argv[1]))))
 def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
     """Run one stage in a child process; return its wall time, peak RSS and printed result."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-c", code, *args]
+    if os.environ.get("CRM_BENCH_PROFILE"):  # a folder: each stage's py-spy flame graph goes there
+        folder = Path(os.environ["CRM_BENCH_PROFILE"])
+        folder.mkdir(parents=True, exist_ok=True)
+        svg = folder / (re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-") + ".txt")
+        command = [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--idle",
+            "-r",
+            "50",
+            "--format",
+            "raw",
+            "-o",
+            str(svg),
+            "--",
+            *command,
+        ]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    output = proc.stdout.read().strip().splitlines()
+    # The result is the last JSON line (py-spy, when profiling, prints its own lines after it).
+    output = [line for line in proc.stdout.read().strip().splitlines() if line.startswith("{")] or [""]
     if status != 0:
         raise SystemExit(f"{name} failed with status {status}")
     result = {

@@ -559,9 +559,19 @@ def _check_source_reaches(last: date, force: bool) -> None:
 
     settings = get_settings()
     newest, _ = read_day_bounds(source_engine(settings), warehouse_engine(settings))
-    refusal = day_guard_refusal(last, newest, None, max_gap_days=load_ingest_config().max_gap_days)
+    refusal = day_guard_refusal(last, newest, None, max_gap_days=load_ingest_config().max_gap_days, option="--end")
     if refusal and not force:
         raise OperatorError(f"refusing to ingest up to {last}: {refusal}; pass --force to ingest it anyway")
+
+
+def _require_tables(conn) -> None:
+    """A command that only reads the warehouse refuses one never migrated (a wrong CRM_WAREHOUSE_URL) in one line."""
+    from sqlalchemy import inspect
+
+    from models.ingest import ingest_batches
+
+    if not inspect(conn).has_table(ingest_batches.name):
+        raise OperatorError("the warehouse has no tables yet; check CRM_WAREHOUSE_URL (`crm db upgrade` creates them)")
 
 
 @landing_app.command("retry")
@@ -576,7 +586,10 @@ def landing_retry(
     from crm.ingest import request_retry
 
     key = file.strip().removeprefix("file:").lstrip("/")
-    cleared = request_retry(warehouse_engine(preflight(source=False, landing=False)), key)
+    engine = warehouse_engine(preflight(source=False, landing=False))
+    with engine.connect() as conn:
+        _require_tables(conn)
+    cleared = request_retry(engine, key)
     for row in cleared:
         typer.echo(f"{key}: {row['status']} on {row['as_of']} ({row['error']}); the next ingest reads it again")
 
@@ -585,7 +598,7 @@ def landing_retry(
 def report(as_of: AsOf) -> None:
     """Print the ingestion counts, quarantine reasons and send gate of a business day."""
     import pandas as pd
-    from sqlalchemy import inspect, select
+    from sqlalchemy import select
 
     from crm.core.gate import read_send_gate
     from crm.core.preflight import preflight
@@ -597,10 +610,7 @@ def report(as_of: AsOf) -> None:
     day = _day(as_of)
     settings = preflight(source=False, landing=False)
     with warehouse_engine(settings).connect() as conn:
-        if not inspect(conn).has_table(ingest_batches.name):
-            raise OperatorError(
-                "the warehouse has no tables yet; check CRM_WAREHOUSE_URL (`crm db upgrade` creates them)"
-            )
+        _require_tables(conn)
         counts = pd.DataFrame(
             conn.execute(select(ingest_batches).where(ingest_batches.c.as_of == day)).mappings().all()
         )

@@ -9,7 +9,7 @@ from prefect.states import Completed, Failed
 
 from crm.core.dates import days_between
 from crm.core.errors import Finding, InfrastructureError, OperatorError, crm_error
-from crm.core.gate import backfill_headline
+from crm.core.gate import FINDING_STATES, backfill_headline
 from flows.ingest import ingest
 from flows.loyalty import loyalty
 from flows.nightly import nightly
@@ -29,7 +29,7 @@ JOBS = {
 }
 
 
-FINDINGS = ("Diverged", "GateClosed", "FilesRejected")
+FINDINGS = FINDING_STATES
 NOT_FINISHED = ("Scheduled", "Pending", "Running", "Late", "AwaitingRetry", "Retrying")
 
 
@@ -58,7 +58,8 @@ def backfill(
     days build on it (segments and loyalty are incremental). `steps` (nightly only) re-runs a chosen
     set of steps, e.g. `["segments", "loyalty"]` after a rule change. Messages are never sent for
     these past days unless `send_past_days` is set. A day with a finding (`Diverged`, `GateClosed`,
-    `FilesRejected`) is not a failure. The backfill publishes a `backfill-<job>` summary and ends
+    `FilesRejected`, a segments day that `Differs`) is not a failure; a failed run's finding of another
+    job (a loyalty invariant broken) stops the backfill like a failure, with its own error (exit 2). The backfill publishes a `backfill-<job>` summary and ends
     with a state message like `3 of 3 days, 3 gates closed`.
     """
     if job not in JOBS:
@@ -92,7 +93,7 @@ def backfill(
                 error = crm_error(raised) if isinstance(raised, BaseException) else None
                 if isinstance(error, OperatorError | InfrastructureError):
                     return state  # every later day would fail the same way: stop, with that one line
-                if isinstance(error, Finding) and job != "nightly":
+                if isinstance(error, Finding) and job == "ingest":
                     name = "FilesRejected"  # landing files rejected or misplaced: the run did its work
                 stop_error = error or raised  # a bug's own exception, not a vaguer one
             elif not state.is_completed() and name not in NOT_FINISHED:

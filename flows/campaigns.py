@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.states import Completed
 
 from tasks.campaigns import plan_campaigns_task, publish_campaign_reports
@@ -27,6 +27,7 @@ def campaigns(as_of: date | None = None, force: bool = False):
     outcome = result.as_dict()
     if result.refused:
         message = f"campaigns {as_of} refused: send gate closed: " + "; ".join(result.gate_reasons)
+        get_run_logger().warning("%s", message)  # a named state and a WARNING line, like quality's GateClosed
         return Completed(name="Refused", message=message[:500], data=outcome)
     outcome["reports"] = publish_campaign_reports(as_of)
     return outcome

@@ -19,6 +19,7 @@ from tasks.ingest import (
     prepare_initial_load,
     publish_ingest_report,
     pull_source_table_task,
+    refresh_statistics_task,
 )
 
 
@@ -47,7 +48,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     for done, entity in enumerate(SOURCE_ENTITIES, start=1):
         counts.append(pull_source_table_task(entity.name, as_of))
         update_progress_artifact(progress, progress=100.0 * done / stages)
-    found = find_landing_files(as_of)
+    found = find_landing_files(as_of, return_state=True).result()  # its state is `Misplaced` when it found some
     counts.extend(found["misplaced"])
     for done, entity in enumerate(LANDING_ENTITIES, start=len(SOURCE_ENTITIES) + 1):
         if entity.name in found["files"]:
@@ -61,6 +62,7 @@ def ingest(as_of: date | None = None, force: bool = False):
             counts.extend(rows)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     build_indexes()  # after an initial load, or one killed half way: no-op otherwise
+    refresh_statistics_task(counts)  # PostgreSQL plans the next steps on measured tables, not empty ones
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:
         message = (

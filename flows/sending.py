@@ -43,6 +43,7 @@ def dispatch(as_of: date | None = None, force_closed_gate: bool = False, send_pa
     if not decision.allowed:
         publish_dispatch_report(as_of, decision, [])
         message = f"dispatch {as_of} refused ({decision.refusal}): " + "; ".join(decision.reasons)
+        get_run_logger().warning("%s", message)  # a named state and a WARNING line, like quality's GateClosed
         return Completed(name="Refused", message=message[:500], data=outcome)
     futures = {name: dispatch_provider.submit(name, as_of, decision) for name in load_sending_config().used_providers()}
     runs, failed = [], []

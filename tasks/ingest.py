@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.states import Completed, Failed, State
 
 from crm.core.contracts import ENTITIES
+from crm.core.db import refresh_statistics
 from crm.core.errors import Finding
 from crm.core.settings import get_settings, source_engine, warehouse_engine
 from crm.core.storage import open_store
@@ -31,6 +32,7 @@ from crm.ingest import (
     pull_source_table,
     quarantine_summary,
     record_misplaced_files,
+    rows_written,
 )
 from crm.quality import load_quality_config
 from tasks.common import retry_transient
@@ -132,7 +134,13 @@ def find_landing_files(as_of: date) -> dict:
     by_entity: dict[str, list[str]] = {}
     for f in files:
         by_entity.setdefault(f.entity.name, []).append(f.key)
-    return {"files": by_entity, "misplaced": [c.as_row() for c in found]}
+    result = {"files": by_entity, "misplaced": [c.as_row() for c in found]}
+    if found:  # not green where the fault is: the task that found them is named for it
+        names = ", ".join(c.source.removeprefix("file:") for c in found)
+        return Completed(
+            name="Misplaced", message=f"{len(found)} misplaced landing file(s): {names}"[:1000], data=result
+        )
+    return result
 
 
 @task(
@@ -211,6 +219,21 @@ def build_indexes() -> list[str]:
     if built:
         get_run_logger().info("built %d warehouse indexes: %s", len(built), ", ".join(built))
     return built
+
+
+@task(
+    name="refresh-statistics",
+    task_run_name="refresh planner statistics",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_transient,
+)
+def refresh_statistics_task(counts: list[dict]) -> list[str]:
+    """PostgreSQL: measure the tables this ingest grew by a tenth or more, before the night's steps plan on them."""
+    analyzed = refresh_statistics(warehouse_engine(), rows_written(counts))
+    if analyzed:
+        get_run_logger().info("refreshed planner statistics of %d tables: %s", len(analyzed), ", ".join(analyzed))
+    return analyzed
 
 
 @task(name="publish-ingest-report", task_run_name="publish ingest report {as_of}")

@@ -15,7 +15,7 @@ from crm.loyalty import (
     LoyaltyConfig,
     days_to_post,
     flows_chart,
-    flows_table,
+    flows_rows,
     post_loyalty_day,
     read_report,
     report_markdown,
@@ -92,11 +92,9 @@ def publish_loyalty_report(as_of: date, config: LoyaltyConfig, result: dict) -> 
         span_days=config.report_days,
     )
     create_markdown_artifact(key="loyalty-report", markdown=markdown, description=f"Loyalty {as_of}")
-    table = flows_table(figures["flows"])
-    table["as_of"] = table["as_of"].astype(str)
     create_table_artifact(
         key="loyalty-flows",
-        table=table.to_dict("records"),
-        description=f"Cashback per day (minor units), {config.report_days} days to {as_of}",
+        table=flows_rows(figures["flows"]),
+        description=f"Cashback per day, {config.report_days} days to {as_of}",
     )
     return {"liability_minor": figures["liability"], "expiring_30_minor": figures["expiring_30"], "chart": chart}

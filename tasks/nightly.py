@@ -1,4 +1,5 @@
-"""The night's own tasks: publish the send gate with links to the subflows' runs and key artifacts."""
+"""The night's own tasks: publish the send gate and the night summary with links to the subflows' runs and key
+artifacts."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ KEY_ARTIFACTS = {
     "ingest": ("ingest-summary", "ingest-counts"),
     "quality": ("quality-summary", "quality-ingestion", "integration-health"),
     "reconcile": ("reconciliation-summary", "reconciliation-figures"),
+}
+
+# The artifact to open first for each step of the night (the night-summary links it next to the run).
+STEP_ARTIFACTS = {
+    "ingest": ("ingest-summary",),
+    "quality": ("quality-summary",),
+    "reconcile": ("reconciliation-summary",),
+    "delivery-reports": ("delivery-reports",),
+    "segments": ("segments-summary",),
+    "churn": ("churn-scoring",),
+    "loyalty": ("loyalty-report",),
+    "campaigns": ("campaigns-plan",),
+    "dispatch": ("dispatch-summary",),
 }
 
 
@@ -90,7 +104,16 @@ def read_gate(as_of: date) -> SendGate:
 def publish_night_summary(as_of: date, headline: str, outcomes: list[dict]) -> None:
     """The `night-summary` artifact: the headline, then every step's state, time, figures or reason, and run link."""
     base = ui_url()
-    links = {o["step"]: run_link(o["run_id"], o["step"], base) for o in outcomes if o.get("run_id")}
+    links = {}
+    for o in outcomes:
+        if not o.get("run_id"):
+            continue
+        try:
+            artifacts = artifact_links(o["run_id"], STEP_ARTIFACTS.get(o["step"], ()), base)
+        except Exception as exc:  # links are a convenience: the summary matters more
+            get_run_logger().warning("could not list the artifacts of %s run %s: %s", o["step"], o["run_id"], exc)
+            artifacts = []
+        links[o["step"]] = " ".join([run_link(o["run_id"], o["step"], base), *artifacts])
     steps = [
         StepOutcome(
             NightStep(o["step"]),

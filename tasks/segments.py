@@ -17,7 +17,7 @@ from crm.segments import (
     previous_positions,
     read_day,
     refresh_segments,
-    sizes_table,
+    sizes_artifact,
     summary_markdown,
     transition_matrix,
     transitions,
@@ -76,6 +76,6 @@ def publish_segments_report(as_of: date, run: dict) -> dict:
         description=f"Segments {as_of}: sizes, change since the day before, lifecycle transitions",
     )
     create_table_artifact(
-        key="segments-sizes", table=sizes_table(day["sizes"], as_of), description=f"Segment sizes {as_of}"
+        key="segments-sizes", table=sizes_artifact(day["sizes"], as_of), description=f"Segment sizes {as_of}"
     )
     return {"chart": chart, "transitions": int(moves["customers"].sum()) if len(moves) else 0}

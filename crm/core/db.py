@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Connection,
     Date,
     DateTime,
+    Engine,
     MetaData,
     Select,
     Table,
@@ -369,3 +370,35 @@ def temporary_table(conn: Connection, prefix: str, *columns: Column) -> Table:
     table = Table(f"{prefix}_{next(_temp_names)}", MetaData(), *columns, prefixes=["TEMPORARY"])
     table.create(conn)
     return table
+
+
+# The share of a table's rows written since the planner last looked that makes it look again
+# (PostgreSQL's autovacuum_analyze_scale_factor; autovacuum does it too, but only a minute or more later).
+STATISTICS_SHARE = 0.1
+
+
+def refresh_statistics(engine: Engine, written: Mapping[str, int], share: float = STATISTICS_SHARE) -> list[str]:
+    """PostgreSQL: `ANALYZE` the tables of `written` (name -> rows just written) the planner has never
+    measured or that grew by more than `share` since; return their names. SQLite: nothing.
+
+    Without it the next step of the night plans on the statistics of an empty table (an initial load,
+    a first segments run): seq scans and hash joins of the whole history for a few thousand customers.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    names = [name for name, rows in written.items() if rows > 0]
+    if not names:
+        return []
+    with engine.connect() as conn:
+        # reltuples is -1 until the first ANALYZE (PostgreSQL 14+), 0 for a table measured empty.
+        measured = dict(
+            conn.execute(
+                text("SELECT relname, reltuples FROM pg_class WHERE relkind = 'r' AND relname = ANY(:names)"),
+                {"names": names},
+            ).all()
+        )
+    stale = [n for n in names if n in measured and (measured[n] <= 0 or written[n] > share * measured[n])]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in stale:
+            conn.exec_driver_sql(f'ANALYZE "{name}"')
+    return stale

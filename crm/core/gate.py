@@ -88,6 +88,9 @@ def send_gate_markdown(gate: SendGate, runs: list[dict]) -> str:
 # Run states that say a day's send gate is closed (the checks' own state names).
 CLOSED_STATES = ("GateClosed", "Diverged", "FilesRejected")
 GATE_JOBS = ("nightly", "quality", "reconcile")
+# Run states of a day that did its work and found something (a backfill counts it done and goes on):
+# the closed gates, and a stored segments day that recomputes differently.
+FINDING_STATES = (*CLOSED_STATES, "Differs")
 
 
 def gate_of(job: str, state: str) -> str:
@@ -99,7 +102,7 @@ def gate_of(job: str, state: str) -> str:
 
 def backfill_headline(job: str, planned: int, outcomes: list[dict]) -> str:
     """`3 of 3 days, 3 gates closed`: days done of those planned, and the gates' count."""
-    done = sum(1 for o in outcomes if o["state"] == "Completed" or o["state"] in CLOSED_STATES)
+    done = sum(1 for o in outcomes if o["state"] == "Completed" or o["state"] in FINDING_STATES)
     text = f"{done} of {planned} days"
     if job in GATE_JOBS or any(o["state"] in CLOSED_STATES for o in outcomes):
         closed = sum(1 for o in outcomes if gate_of(job, o["state"]) == "CLOSED")

@@ -1,6 +1,12 @@
 """Ingestion: watermark pulls of the source database and loads of landing files into `stg_*` tables."""
 
-from crm.ingest.bulk import build_missing_indexes, drop_secondary_indexes, is_initial_load, secondary_indexes
+from crm.ingest.bulk import (
+    build_missing_indexes,
+    drop_secondary_indexes,
+    is_initial_load,
+    rows_written,
+    secondary_indexes,
+)
 from crm.ingest.config import IngestConfig, load_ingest_config
 from crm.ingest.contract_docs import landing_contract_markdown
 from crm.ingest.counts import COUNT_COLUMNS, FINDING_STATUSES, FileStatus, SourceCounts, SourceStatus
@@ -66,6 +72,7 @@ __all__ = [
     "record_versions",
     "request_retry",
     "rows_as_of",
+    "rows_written",
     "secondary_indexes",
     "validate_frame",
     "versions_changed_on",

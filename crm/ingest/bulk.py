@@ -66,3 +66,17 @@ def build_missing_indexes(engine: Engine) -> list[str]:
             index.create(conn)
         built.append(str(index.name))
     return built
+
+
+def rows_written(counts: list[dict]) -> dict[str, int]:
+    """Rows a night's ingest wrote per warehouse table (`stg_*`, and `hist_*` for versioned entities), from its counts."""
+    written: dict[str, int] = {}
+    for row in counts:
+        loaded = int(row.get("rows_loaded") or 0)
+        name = row.get("entity")
+        if not loaded or name not in staging:
+            continue
+        for table in (staging[name], history.get(name)):
+            if table is not None:
+                written[table.name] = written.get(table.name, 0) + loaded
+    return written

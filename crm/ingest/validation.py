@@ -390,8 +390,7 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
         if pd.api.types.is_datetime64_any_dtype(series.dtype) and getattr(series.dtype, "tz", None) is None:
             value = series.astype("datetime64[us]")
         else:
-            value = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
-            value = value.dt.tz_localize(None).astype("datetime64[us]")
+            value = _iso_timestamps(series)
         if column.kind == "date":
             value = value.dt.normalize()
         return value, present & value.isna()
@@ -405,6 +404,22 @@ def _parse(series: pd.Series, column: Column) -> tuple[pd.Series, pd.Series]:
         return value, present & value.isna()
     value = series.astype("string").str.strip()
     return value.astype(object).where(value.notna(), None), pd.Series(False, index=series.index)
+
+
+def _iso_timestamps(series: pd.Series) -> pd.Series:
+    """ISO 8601 values as naive UTC microsecond timestamps (NaT where a value does not parse).
+
+    pandas picks the resolution from the whole batch: one value with nanoseconds makes it ns, and a
+    year outside 1677-2262 then fails to parse, so a row's rule (`type` or `plausible_date`) would
+    depend on its neighbours. The values that failed are parsed again on their own.
+    """
+    parsed = pd.to_datetime(series, errors="coerce", utc=True, format="ISO8601")
+    value = parsed.dt.tz_localize(None).astype("datetime64[us]")
+    again = series.notna() & value.isna()
+    if again.any() and again.sum() < len(series):
+        alone = pd.to_datetime(series[again], errors="coerce", utc=True, format="ISO8601")
+        value[again] = alone.dt.tz_localize(None).astype("datetime64[us]")
+    return value
 
 
 def _records_json(rows: pd.DataFrame) -> list[str]:

@@ -19,7 +19,7 @@ from crm.loyalty.io import (
 )
 from crm.loyalty.ledger import LOT_COLUMNS, DayInputs, DayPosting, allocate_fifo, greedy_take, post_day
 from crm.loyalty.plan import day_events, empty_like, qualifying_window, select_day_inputs, tier_changes
-from crm.loyalty.reports import flows_chart, flows_table, money, report_markdown, whatif_markdown
+from crm.loyalty.reports import flows_chart, flows_rows, flows_table, money, report_markdown, whatif_markdown
 from crm.loyalty.rules import (
     ALLOCATION_COLUMNS,
     DECISION_COLUMNS,
@@ -72,6 +72,7 @@ __all__ = [
     "entry_id",
     "entry_ids",
     "flows_chart",
+    "flows_rows",
     "flows_table",
     "greedy_take",
     "has_birthday",

@@ -24,6 +24,13 @@ def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index().sort_values("as_of")
 
 
+def flows_rows(flows: pd.DataFrame) -> list[dict]:
+    """`flows_table` as amounts with two decimals and thousands separators (the report and its table artifact)."""
+    return [
+        {k: (money(v) if k != "as_of" else str(v)) for k, v in r.items()} for r in flows_table(flows).to_dict("records")
+    ]
+
+
 def report_markdown(
     day: date,
     *,
@@ -59,10 +66,8 @@ def report_markdown(
         "",
         f"## Per day (last {span_days} days)",
     ]
-    table = flows_table(flows)
-    rows = [{k: (money(v) if k != "as_of" else v) for k, v in r.items()} for r in table.to_dict("records")]
     lines += markdown_table(
-        rows,
+        flows_rows(flows),
         [Col("as_of", "day")] + [Col(k, right=True) for k in ("accrual", "redemption", "expiry", "reversal", "net")],
     )
     if chart_url:

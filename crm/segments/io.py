@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from crm.core.db import sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
+from crm.core.db import refresh_statistics, sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -189,15 +189,18 @@ def _apply(
         inputs_moved = segments_moved | (both["inputs_hash"] != both["stored_inputs"]).to_numpy()
         candidates = customer_ids[segments_moved]
         if len(candidates):
-            if ids is None:
-                conn.execute(delete(moved))
-                write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
-                _analyze(conn, moved)
-            # A night's ids are few: reading their open memberships beats writing the moved ones' ids.
-            current = _stored_memberships(conn, candidates, None, moved if ids is None else ids)
+            # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
+            conn.execute(delete(moved))
+            write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
+            _analyze(conn, moved)
+            current = _stored_memberships(conn, candidates, None, moved)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
-            write_frame(conn, segment_memberships, intervals, on_conflict="update")
-            write_frame(conn, segment_events, events, on_conflict="update")
+            # Intervals opened today and the day's events are new rows (a computed day is never computed
+            # again without a rewind): plain inserts (COPY on PostgreSQL); closed intervals update valid_to.
+            closing = intervals["valid_to"].notna().to_numpy()
+            write_frame(conn, segment_memberships, intervals[closing], on_conflict="update")
+            write_frame(conn, segment_memberships, intervals[~closing], on_conflict="error")
+            write_frame(conn, segment_events, events, on_conflict="error")
             run.customers_changed += len(changed)
             run.events += len(events)
             events_parts.append(events)
@@ -369,6 +372,11 @@ def refresh_segments(
                 differences=run.differences,
             )
         )
+    if mode in (RunMode.FULL, RunMode.REWRITE):
+        # A first run writes every membership and aggregate: the next nights' lookups need the planner
+        # to know it (an incremental night changes a few percent: autovacuum's business).
+        written = {t.name: run.events for t in (segment_memberships, segment_events)}
+        refresh_statistics(engine, {**written, segment_aggregates.name: run.customers_computed})
     return run
 
 

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from crm.core.markdown import Col, markdown_table, num
+from crm.core.markdown import Col, markdown_table, num, number
 from crm.segments.states import SUBSTATES_OF, LifecycleState, RunMode, SegmentChange, SegmentKind
 
 NEW = "(new)"
@@ -34,7 +34,7 @@ def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
         state = pick[(SegmentKind.LIFECYCLE.value, change)].reindex(ids)
         return sub.where(sub.notna(), state)
 
-    frame = pd.DataFrame({"from": side("left").fillna(NEW), "to": side("entered")})
+    frame = pd.DataFrame({"from": side(SegmentChange.LEFT).fillna(NEW), "to": side(SegmentChange.ENTERED)})
     frame = frame[frame["to"].notna()]
     return frame.groupby(["from", "to"]).size().rename("customers").reset_index()
 
@@ -85,6 +85,12 @@ def sizes_table(sizes: pd.DataFrame, as_of: date) -> list[dict]:
             }
         )
     return rows
+
+
+def sizes_artifact(sizes: pd.DataFrame, as_of: date) -> list[dict]:
+    """`sizes_table` for a Prefect table artifact: counts with thousands separators (the change is signed already)."""
+    counts = ("customers", "previous", "entered", "left")
+    return [{k: (number(v) if k in counts else v) for k, v in row.items()} for row in sizes_table(sizes, as_of)]
 
 
 def summary_markdown(run: dict, sizes: pd.DataFrame, matrix: pd.DataFrame, chart: str | None) -> str:

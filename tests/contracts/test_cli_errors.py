@@ -123,6 +123,10 @@ def test_a_wrong_config_file_is_an_operator_error(home, monkeypatch):
         (["backfill", "nightly", "--start", "2026-01-10", "--end", "2026-01-01"], "ends (2026-01-01) before it starts"),
         (["backfill", "nightly", "--start", "2026-01-10", "--end", "10.01.2026"], "--end '10.01.2026' is not a date"),
         (["report", "--as-of", DAY], "the warehouse has no tables yet; check CRM_WAREHOUSE_URL"),
+        (
+            ["landing", "retry", "app_events/x_2026-01-05.csv"],
+            "the warehouse has no tables yet; check CRM_WAREHOUSE_URL",
+        ),
     ],
 )
 def test_bad_arguments_exit_3_with_one_line(home, args, message):
@@ -136,6 +140,31 @@ def test_a_report_of_a_day_never_ingested_is_an_operator_error(home):
     result = invoke("report", "--as-of", DAY)
     assert result.exit_code == 3
     assert one_error_line(result) == f"error: nothing was ingested for {DAY}; check --as-of"
+
+
+def test_a_retry_of_a_file_never_rejected_is_an_operator_error(home):
+    assert invoke("db", "upgrade").exit_code == 0
+    result = invoke("landing", "retry", "file:app_events/x_2026-01-05.csv")
+    assert result.exit_code == 3
+    assert one_error_line(result).startswith(
+        "error: no rejected or misplaced landing file 'app_events/x_2026-01-05.csv' on record"
+    )
+
+
+def test_an_unexpected_failure_is_a_bug_exit_1_with_its_traceback(home):
+    # A warehouse table gone from under a migrated warehouse: nothing the CLI knows how to explain.
+    from sqlalchemy import text
+
+    from crm.core.settings import warehouse_engine
+
+    assert invoke("db", "upgrade").exit_code == 0
+    with warehouse_engine().begin() as conn:
+        conn.execute(text("DROP TABLE landing_files"))
+    result = invoke("report", "--as-of", DAY)
+    assert result.exit_code == 1
+    assert "Traceback" in result.output and "no such table: landing_files" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("error: unexpected OperationalError: ") and last.endswith("(a bug: please report it)")
 
 
 def test_usage_errors_exit_3_not_2_which_means_a_finding(home):

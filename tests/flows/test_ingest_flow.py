@@ -236,3 +236,16 @@ def test_the_day_guard_refuses_the_future_and_long_gaps_unless_forced(sqlite_bac
     assert gap.is_failed() and f"8 days after the last ingested day {first}" in gap.message
     forced = ingest(as_of=first + timedelta(days=8), force=True)
     assert forced["rows_loaded"] > 0
+
+
+def test_a_backfill_into_the_future_of_the_source_is_refused_before_any_run(sqlite_backend):
+    summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=60, days=3)
+    start, end = summary.last_day, summary.last_day + timedelta(days=5)
+    refused = cli("backfill", "ingest", "--start", start.isoformat(), "--end", end.isoformat())
+    assert refused.exit_code == 3
+    assert refused.output.strip() == (
+        f"error: refusing to ingest up to {end}: {end} is in the future of the source's data "
+        f"(its newest change is on {summary.last_day}); check --end; pass --force to ingest it anyway"
+    )
+    with make_engine(sqlite_backend.warehouse_url).connect() as conn:
+        assert not inspect(conn).has_table("ingest_batches")  # no day of the range was run

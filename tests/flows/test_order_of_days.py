@@ -3,6 +3,9 @@
 One simulated company, two warehouses: days run in order, night after night, and the same days
 run out of order (the last day first, then a backfill of the days before it, then a past day
 re-run after later ones). Verdicts, quality results and reconciliation figures must be equal.
+
+On both engines: the checks select a day's rows by comparing timestamps and dates in SQL, which
+SQLite does on text and PostgreSQL on typed values.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from flows.nightly import nightly
 from models.gate import day_verdicts
 from models.quality import quality_results
 from models.reconcile import reconciliation_results
+from tests.conftest import _postgres_database
 from tests.flows.conftest import simulate_company
 
 CHECKS = ["ingest", "quality", "reconcile"]  # the steps whose verdicts are compared (the rest costs minutes)
@@ -36,21 +40,28 @@ def _outcome(url: str) -> dict[str, pd.DataFrame]:
 
 
 @pytest.mark.slow
-def test_days_run_out_of_order_get_the_verdicts_of_their_own_nights(sqlite_backend, tmp_path, monkeypatch):
+def test_days_run_out_of_order_get_the_verdicts_of_their_own_nights(backend, tmp_path, monkeypatch):
     faults = FaultConfig(rate=0.01)
-    summary = simulate_company(
-        sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4, faults=faults
-    )
-    last = summary.last_day
-    first = last - timedelta(days=3)
+    summary = simulate_company(backend.source_url, backend.landing_url, customers=150, days=4, faults=faults)
+    if backend.name == "sqlite":
+        _compare_orders(
+            summary.last_day, backend.warehouse_url, f"sqlite:///{tmp_path / 'out-of-order.db'}", monkeypatch
+        )
+        return
+    second = _postgres_database()
+    try:
+        _compare_orders(summary.last_day, backend.warehouse_url, next(second), monkeypatch)
+    finally:
+        second.close()
 
-    in_order = sqlite_backend.warehouse_url
+
+def _compare_orders(last, in_order: str, out_of_order: str, monkeypatch) -> None:
+    first = last - timedelta(days=3)
     day = first
     while day <= last:
         nightly(as_of=day, steps=CHECKS, return_state=True)
         day += timedelta(days=1)
 
-    out_of_order = f"sqlite:///{tmp_path / 'out-of-order.db'}"
     monkeypatch.setenv("CRM_WAREHOUSE_URL", out_of_order)
     nightly(as_of=last, steps=CHECKS, return_state=True)  # loads every file and source change up to the last day
     backfill(job="nightly", start=first, end=last - timedelta(days=1), steps=CHECKS)
@@ -60,3 +71,4 @@ def test_days_run_out_of_order_get_the_verdicts_of_their_own_nights(sqlite_backe
     assert len(expected["quality_results"]) > 0 and len(expected["reconciliation_results"]) > 0
     for name in expected:
         pd.testing.assert_frame_equal(got[name], expected[name], check_dtype=False, obj=name)
+    make_engine(out_of_order).dispose()

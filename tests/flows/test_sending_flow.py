@@ -21,6 +21,7 @@ from crm.simulator import LocalProvider
 from flows.sending import delivery_reports, dispatch
 from models.sending import dispatch_runs
 from tasks.sending import ensure_provider_limits
+from tests.flows.test_ui import _logs
 from tests.sending import DAY, mark_ingested, seed_outbox, set_gate
 
 
@@ -101,6 +102,8 @@ def test_a_closed_gate_refuses_and_a_forced_send_is_recorded(sqlite_backend, gat
     assert refused.name == "Refused" and refused.result()["refused"] == "gate_closed"
     assert gateway.stats()["requests"] == 0
     assert "REFUSED (gate_closed)" in artifacts(refused.state_details.flow_run_id)["dispatch-summary"]
+    warnings = [log.message for log in _logs(refused.state_details.flow_run_id)]
+    assert any("refused (gate_closed)" in m for m in warnings), warnings  # a WARNING line, not only a state
 
     forced = dispatch(as_of=DAY, force_closed_gate=True, return_state=True)
     assert forced.is_completed() and forced.result()["sent"] == 5 and forced.result()["forced_closed_gate"]

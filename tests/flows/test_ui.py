@@ -3,7 +3,7 @@ state messages, the artifacts' keys and descriptions, and the log lines at WARNI
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -16,11 +16,15 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.logging.handlers import APILogHandler
+from prefect.runtime import flow_run
+from prefect.states import Scheduled
 
+from crm.core.storage import open_store
 from crm.simulator import FaultConfig
 from flows.ingest import ingest
 from flows.nightly import nightly
 from flows.quality import quality
+from tasks.common import run_name
 from tests.flows.conftest import simulate_company
 
 
@@ -74,6 +78,45 @@ def test_a_rejected_file_fails_its_loading_task_and_a_closed_gate_names_quality(
     )
 
 
+def test_heavy_quarantine_and_a_misplaced_file_name_the_tasks_that_met_them(sqlite_backend):
+    summary = simulate_company(
+        sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=2, faults=FaultConfig(rate=0.05)
+    )
+    day = summary.last_day
+    open_store(sqlite_backend.landing_url).write_bytes(f"app_event/app_events_{day}.csv", b"x\n")  # no such folder
+    state = ingest(as_of=day, return_state=True)
+    run_id = state.state_details.flow_run_id
+    assert state.is_failed() and "misplaced" in state.message
+    tasks = _task_states(run_id)
+    found = tasks[f"find landing files up to {day}"]
+    assert found.name == "Misplaced" and "app_event/app_events_" in found.message
+    heavy = {name: s for name, s in tasks.items() if s.name == "Quarantined"}
+    assert heavy, {name: s.name for name, s in tasks.items()}  # not green where rows were quarantined
+    assert all("quarantine above the warning share" in s.message for s in heavy.values())
+    warnings = [log.message for log in _logs(run_id) if log.task_run_id is not None]
+    assert any("quarantine above the warning share" in m for m in warnings), warnings
+    assert any("misplaced" in m for m in warnings), warnings
+
+
+def test_a_scheduled_run_without_a_day_is_named_by_the_business_day_before_its_start(sqlite_backend, monkeypatch):
+    from prefect.flow_engine import run_flow
+
+    @flow(name="probe-run-name", flow_run_name=run_name("probe"))
+    def probe(as_of: date | None = None) -> str:
+        return flow_run.name
+
+    # 01:30 on 2 March in the business zone (UTC+5) is 20:30 UTC on 1 March: its business day is 1 March.
+    monkeypatch.setenv("CRM_BUSINESS_TIMEZONE", "Asia/Yekaterinburg")
+    start = datetime(2026, 3, 1, 20, 30, tzinfo=UTC)
+    with get_client(sync_client=True) as client:
+        created = client.create_flow_run(probe, parameters={}, state=Scheduled(scheduled_time=start))
+        assert run_flow(probe, flow_run=created) == "probe 2026-03-01"
+        assert client.read_flow_run(created.id).name == "probe 2026-03-01"
+    given = probe(as_of=date(2026, 2, 14), return_state=True)
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(given.state_details.flow_run_id).name == "probe 2026-02-14"
+
+
 def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sqlite_backend):
     summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4)
     state = nightly(as_of=summary.last_day, return_state=True)
@@ -83,6 +126,9 @@ def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sq
     assert "# Send gate" in card.data and "OPEN" in card.data
     for key in ("ingest-summary", "quality-summary", "reconciliation-summary"):
         assert key in card.data  # reachable from the nightly run
+    night = _artifacts(state.state_details.flow_run_id)["night-summary"]
+    for key in ("ingest-summary", "quality-summary", "segments-summary", "loyalty-report", "campaigns-plan"):
+        assert key in night.data  # every step's first artifact, next to its run
 
     # A bug in a later job: one ERROR line in the nightly's own log, no nested traceback.
     @flow(name="quality")
@@ -100,8 +146,8 @@ def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sq
     assert failed.is_failed() and "quality failed: boom in quality" in failed.message
     errors = _logs(failed.state_details.flow_run_id, min_level=40)
     mine = [log for log in errors if log.task_run_id is None]
-    assert len([log for log in mine if "boom in quality" in log.message]) >= 1
-    assert not any("Traceback" in log.message for log in mine), [log.message for log in mine]
+    assert [log.message for log in mine] == [failed.message], [log.message for log in mine]  # one line, no traceback
+    assert failed.message.startswith(f"nightly {summary.last_day}: quality failed: boom in quality")
 
 
 def test_a_closed_night_says_closed_and_why_once(sqlite_backend):

@@ -192,6 +192,36 @@ def test_json_values_are_stored_exactly_or_quarantined_under_type(backend, zone,
     assert json.loads(held.loc['["object-text"]', "record"])["provider"] == {"a": 1}  # the line as received
 
 
+def test_a_dates_rule_does_not_depend_on_the_other_rows_of_its_file(backend, zone, warehouse):
+    # One value with nanoseconds made pandas parse the whole batch at ns resolution, where years
+    # 0001 and 9999 do not exist: they were quarantined as "not a valid timestamp" only in its company.
+    stamps = [
+        "0001-01-01T00:00:00",
+        "1969-12-31T23:59:59",
+        "1970-01-01T00:00:00.123456789",
+        "9999-12-31T23:59:59",
+        "2026-13-01T00:00:00",
+        "2027-01-01T00:00:00",
+    ]
+    lines = [f"d{i},1,login,web,{stamp}" for i, stamp in enumerate(stamps, 1)]
+    write(zone, CSV_KEY, HEADER + "\n".join(lines) + "\n")
+    write(zone, JSONL_KEY, message("j1", occurred_at="0001-01-01T00:00:00+05:00") + "\n" + message("j2") + "\n")
+    load_zone(zone, warehouse, DAY)
+
+    held = quarantine(warehouse, f"file:{CSV_KEY}")
+    assert held[["row_number", "rule"]].to_dict("records") == [
+        {"row_number": 1, "rule": "plausible_date"},
+        {"row_number": 2, "rule": "plausible_date"},
+        {"row_number": 4, "rule": "not_in_future"},
+        {"row_number": 5, "rule": "type"},
+        {"row_number": 6, "rule": "not_in_future"},
+    ]
+    assert held.reason[0] == "occurred_at 0001-01-01 00:00:00 is before 1970-01-01 (implausible)"
+    assert held.reason[2] == "occurred_at 9999-12-31 23:59:59 is after the business day 2026-01-05"
+    assert rows(warehouse, staging["app_events"]).event_id.tolist() == ["d3"]
+    assert quarantine(warehouse, f"file:{JSONL_KEY}").rule.tolist() == ["plausible_date"]
+
+
 def test_misplaced_files_are_recorded_once_with_their_reason(backend, zone, warehouse):
     # Defect 7: files at the root or in a misspelled folder were ignored, a nested one was loaded.
     misplaced = {

@@ -33,3 +33,8 @@ def test_the_backfill_headline_counts_days_and_gates():
     assert backfill_headline("nightly", 2, mixed) == "1 of 2 days, 0 gates closed, 1 open"
     assert backfill_headline("ingest", 1, [{"state": "Completed"}]) == "1 of 1 days"
     assert gate_of("reconcile", "Diverged") == "CLOSED" and gate_of("ingest", "Completed") == ""
+
+
+def test_a_segments_day_that_differs_counts_as_done_without_a_gate():
+    assert backfill_headline("segments", 2, [{"state": "Differs"}, {"state": "Completed"}]) == "2 of 2 days"
+    assert gate_of("segments", "Differs") == "" and gate_of("loyalty", "Failed") == ""

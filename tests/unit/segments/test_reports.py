@@ -6,7 +6,15 @@ from datetime import date
 
 import pandas as pd
 
-from crm.segments import flows_png, previous_positions, sizes_table, summary_markdown, transition_matrix, transitions
+from crm.segments import (
+    flows_png,
+    previous_positions,
+    sizes_artifact,
+    sizes_table,
+    summary_markdown,
+    transition_matrix,
+    transitions,
+)
 
 D, BEFORE = date(2026, 3, 2), date(2026, 3, 1)
 
@@ -73,3 +81,20 @@ def test_the_matrix_puts_stayers_on_the_diagonal_and_sizes_show_the_change():
     assert "**DATA SUSPECT**" in text and "quality: 2 critical expectations failed" in text
     assert "| lifecycle_substate | pre_churn | 4 | 5 | -1 | 0 | 1 |" in text
     assert flows_png(matrix, D)[:4] == b"\x89PNG"
+
+
+def test_the_sizes_table_artifact_shows_counts_with_thousands_separators():
+    big = sizes().assign(customers=lambda f: f["customers"] * 1_000, entered=1_234, left=0)
+    row = {(r["kind"], r["segment"]): r for r in sizes_artifact(big, D)}[("lifecycle_substate", "pre_churn")]
+    assert row == {
+        "kind": "lifecycle_substate",
+        "segment": "pre_churn",
+        "customers": "4,000",
+        "previous": "5,000",
+        "change": "-1,000",
+        "entered": "1,234",
+        "left": "0",
+    }
+    assert {(r["kind"], r["segment"]): r for r in sizes_artifact(big, D)}[("lifecycle_substate", "churn")][
+        "previous"
+    ] == ""
