@@ -356,12 +356,13 @@ def run_dispatch(
     ] = False,
 ) -> None:
     """Send the messages planned for one business day (refused when the send gate is closed or the day is past)."""
-    from flows.dispatch import dispatch
+    from crm.sending import Refusal
+    from flows.sending import dispatch
     from tasks.sending import ensure_provider_limits
 
     ensure_provider_limits()  # a local run has no infra/prefect-setup.sh: create the one-slot provider limits
     result = dispatch(as_of=_day(as_of), force_closed_gate=force_closed_gate, send_past_days=send_past_days)
-    if result["refused"] == "past_day":
+    if result["refused"] == Refusal.PAST_DAY:
         typer.echo("; ".join(result["reasons"]))
         raise typer.Exit(3)
     if result["refused"]:
@@ -424,7 +425,7 @@ def campaigns_restore(
 @run_app.command("delivery-reports")
 def run_delivery_reports(as_of: AsOf) -> None:
     """Apply the providers' delivery reports ingested for one business day to the outbox."""
-    from flows.dispatch import delivery_reports
+    from flows.sending import delivery_reports
 
     counts = delivery_reports(as_of=_day(as_of))
     typer.echo(", ".join(f"{kind} {n:,}" for kind, n in counts.items()))

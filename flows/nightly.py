@@ -30,12 +30,12 @@ from crm.core.night import (
 )
 from flows.campaigns import campaigns
 from flows.churn import score_churn
-from flows.dispatch import delivery_reports, dispatch
 from flows.ingest import ingest
 from flows.loyalty import loyalty
 from flows.quality import quality
 from flows.reconcile import reconcile
 from flows.segments import segments
+from flows.sending import delivery_reports, dispatch
 from tasks.common import check_preconditions, flow_failure, resolve_as_of, run_name
 from tasks.nightly import churn_champion_missing, publish_night_summary, publish_send_gate, read_gate
 from tasks.sending import ensure_missing_provider_limits

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from crm.churn import (
     ChurnConfig,
+    TaskRunnerKind,
     add_counts,
     build_snapshot,
     calibration_png,
@@ -245,7 +246,7 @@ def scoring_task_runner(config: ChurnConfig):
     same CRM_* settings); without it a local cluster of `max_workers` in-process workers starts.
     """
     s = config.scoring
-    if s.task_runner == "dask":
+    if s.task_runner == TaskRunnerKind.DASK:
         from prefect_dask import DaskTaskRunner
 
         if s.dask_address:

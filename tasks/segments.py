@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from crm.core.settings import get_settings, warehouse_engine
 from crm.segments import (
+    RunMode,
     SegmentsConfig,
     flows_png,
     previous_positions,
@@ -61,7 +62,7 @@ def publish_segments_report(as_of: date, run: dict) -> dict:
     moves = transitions(day["lifecycle_events"])
     matrix = transition_matrix(moves, previous_positions(day["sizes"], as_of - timedelta(days=1)))
     chart = None
-    if run["mode"] != "recheck" and not matrix.empty:
+    if run["mode"] != RunMode.RECHECK and not matrix.empty:
         try:
             chart = write_report(
                 get_settings().reports, f"segments/{as_of}/lifecycle-flows.png", flows_png(matrix, as_of)

@@ -20,15 +20,15 @@ from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, insp
 from crm.campaigns import queries as q
 from crm.campaigns import rules
 from crm.campaigns.config import Campaign, CampaignsConfig, load_campaigns, load_campaigns_config
-from crm.campaigns.states import Conversion, Decision, ExitReason, Trigger
+from crm.campaigns.states import Conversion, Decision, ExitReason, Group, Trigger
 from crm.campaigns.uplift import attribute_last_click, estimate_uplift, experiment_table
-from crm.core.contracts import CHANNELS
+from crm.core.contracts import CHANNELS, ApplicationStatus, Channel
 from crm.core.dates import end_of
 from crm.core.db import read_frame, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.core.storage import open_store
-from crm.segments import segment_snapshot
+from crm.segments import SegmentChange, segment_snapshot
 from crm.sending import enqueue_messages, load_sending_config, message_ids, read_funnel
 from models.campaigns import campaign_decisions, campaign_entries, campaign_runs, purged_customers
 
@@ -105,9 +105,9 @@ def trigger_audience(conn: Connection, campaign: Campaign, as_of: date, config: 
     if a.trigger is Trigger.APP_NOT_AUTHORISED:
         return _ids(read_frame(conn, q.installed_not_authorised(as_of, day)))
     if a.trigger is Trigger.APPLICATION_ABANDONED:
-        return _ids(read_frame(conn, q.applications_changed_to(as_of, "abandoned", day, still=True)))
+        return _ids(read_frame(conn, q.applications_changed_to(as_of, ApplicationStatus.ABANDONED, day, still=True)))
     if a.trigger is Trigger.APPLICATION_APPROVED:
-        return _ids(read_frame(conn, q.applications_changed_to(as_of, "approved", day, still=True)))
+        return _ids(read_frame(conn, q.applications_changed_to(as_of, ApplicationStatus.APPROVED, day, still=True)))
     if a.trigger is Trigger.FIRST_LOAN_REPAID:
         return _ids(read_frame(conn, q.first_loan_repaid_on(as_of, day)))
     if a.trigger is Trigger.BIRTHDAY:
@@ -132,7 +132,7 @@ def _segment_entries(conn: Connection, segments: Sequence[str], as_of: date, con
     if _has_table(conn, "segment_events"):
         t = _reflect(conn, "segment_events")
         stmt = select(t.c.customer_id).where(
-            t.c.as_of == as_of, t.c.change == "entered", t.c.segment.in_(list(segments))
+            t.c.as_of == as_of, t.c.change == SegmentChange.ENTERED.value, t.c.segment.in_(list(segments))
         )
         return np.unique(_ids(read_frame(conn, stmt)))
     # Without the segments capability: lifecycle entry by days since the last repayment.
@@ -271,7 +271,9 @@ def close_entries(conn: Connection, campaigns: Sequence[Campaign], as_of: date) 
         ).assign(_exit=True)
         kind_ok = joined.merge(allowed, on=["campaign_id", "kind"], how="left")["_exit"].fillna(False).to_numpy(bool)
         # A loan counts from the day of entering (it is never the trigger); applications and orders from the day after.
-        since = np.where(joined["kind"] == "loan", joined["entered_on"], joined["entered_on"] + pd.Timedelta(days=1))
+        since = np.where(
+            joined["kind"] == Conversion.LOAN.value, joined["entered_on"], joined["entered_on"] + pd.Timedelta(days=1)
+        )
         hit = kind_ok & (joined["at"].to_numpy() >= since) & (joined["at"] < pd.Timestamp(end_of(as_of))).to_numpy()
         reasons.loc[joined.loc[hit, "index"].unique()] = ExitReason.CONVERTED.value
     elapsed = (pd.Timestamp(as_of) - entries["entered_on"]).dt.days
@@ -432,7 +434,7 @@ def candidate_decisions(
     candidates = rules.apply_budget(candidates, used, config.budget.for_day(as_of))
     # Quiet hours in the customer's zone: planned messages wait, never dropped.
     business = get_settings().business_timezone
-    sms = contacts[contacts["channel"] == "sms"] if not contacts.empty else contacts
+    sms = contacts[contacts["channel"] == Channel.SMS.value] if not contacts.empty else contacts
     zones = rules.timezone_of(ids, sms, config.timezone_by_phone_prefix, config.default_timezone or business)
     window = rules.send_window_for(zones, as_of, config.quiet_hours, business)
     planned = candidates["decision"] == Decision.PLANNED.value
@@ -454,7 +456,7 @@ def candidate_decisions(
         overrides.get(c, {}).get(ch, prices.get(ch, 0)) if d == Decision.PLANNED.value else None
         for c, ch, d in zip(candidates["campaign_id"], candidates["channel"], candidates["decision"], strict=True)
     ]
-    sms_ok = reach.loc[(reach["channel"] == "sms") & (reach["status"] == rules.REACHABLE), "customer_id"]
+    sms_ok = reach.loc[(reach["channel"] == Channel.SMS.value) & (reach["status"] == rules.REACHABLE), "customer_id"]
     candidates["sms_reachable"] = candidates["customer_id"].isin(sms_ok).to_numpy()
     candidates["as_of"] = pd.Timestamp(as_of)
     return candidates
@@ -638,12 +640,12 @@ def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
             keys = part.drop_duplicates(["customer_id", "wave"])
             r = row(c, s)
             r["entered"] = len(keys)
-            r["control"] = int((keys["group"] == "control").sum())
-        for (c, s, reason), part in decisions[decisions["decision"] == "skipped"].groupby(
+            r["control"] = int((keys["group"] == Group.CONTROL.value).sum())
+        for (c, s, reason), part in decisions[decisions["decision"] == Decision.SKIPPED.value].groupby(
             ["campaign_id", "step", "reason"]
         ):
             row(c, s)[f"skipped_{reason}"] = len(part)
-        for (c, s, ch), part in decisions[decisions["decision"] == "planned"].groupby(
+        for (c, s, ch), part in decisions[decisions["decision"] == Decision.PLANNED.value].groupby(
             ["campaign_id", "step", "channel"]
         ):
             row(c, s)[f"planned_{ch}"] = len(part)
@@ -661,7 +663,7 @@ def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
             (entries["exit_reason"] == ExitReason.CONVERTED.value)
             & (entries["exited_on"] >= pd.Timestamp(start))
             & (entries["exited_on"] <= pd.Timestamp(end))
-            & (entries["group"] == "treatment")
+            & (entries["group"] == Group.TREATMENT.value)
         ]
         for c, part in converted.groupby("campaign_id"):
             row(c, 1)["converted"] = len(part)  # a conversion ends the chain: counted on the first step's line
@@ -678,9 +680,9 @@ def sms_saving(conn: Connection, start: date, end: date, sms_price: int) -> dict
     d = read_decisions(conn, start, end)
     if d.empty:
         return {"baseline_sms": 0, "cascade_sms": 0, "saved_sms": 0, "saved_minor": 0, "saving_share": None}
-    first = d[(d["touch"] == 0) & (d["group"] == "treatment") & d["sms_reachable"].astype(bool)]
+    first = d[(d["touch"] == 0) & (d["group"] == Group.TREATMENT.value) & d["sms_reachable"].astype(bool)]
     baseline = len(first.drop_duplicates(["as_of", "campaign_id", "customer_id", "wave", "step"]))
-    cascade = int(((d["channel"] == "sms") & (d["decision"] == Decision.PLANNED.value)).sum())
+    cascade = int(((d["channel"] == Channel.SMS.value) & (d["decision"] == Decision.PLANNED.value)).sum())
     saved = baseline - cascade
     return {
         "baseline_sms": baseline,

@@ -9,9 +9,18 @@ from datetime import date, timedelta
 from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
 
 from crm.campaigns.states import Conversion
+from crm.core.contracts import (
+    AppEventType,
+    ApplicationStatus,
+    LoanStatus,
+    MessageEventType,
+    OrderStatus,
+    PaymentType,
+)
 from crm.core.dates import end_of, start_of
 from crm.ingest import rows_as_of
 from crm.segments import out_of_base_on
+from crm.sending import MessageState
 from models.campaigns import campaign_entries, purged_customers
 from models.sending import outbox
 
@@ -34,13 +43,13 @@ def installed_not_authorised(as_of: date, day: date) -> Select:
     logins = _sub("app_events", as_of, "l")
     logged_in = (
         select(logins.c.customer_id)
-        .where(logins.c.customer_id == events.c.customer_id, logins.c.event_type == "login")
+        .where(logins.c.customer_id == events.c.customer_id, logins.c.event_type == AppEventType.LOGIN.value)
         .exists()
     )
     return (
         select(events.c.customer_id)
         .where(
-            events.c.event_type == "app_install",
+            events.c.event_type == AppEventType.APP_INSTALL.value,
             events.c.occurred_at >= start_of(day),
             events.c.occurred_at < end_of(day),
             ~logged_in,
@@ -67,17 +76,19 @@ def technical_customers(as_of: date) -> Select:
     return select(c.c.customer_id).where(c.c.is_technical.is_(True))
 
 
-def applications_changed_to(as_of: date, status: str, day: date, *, still: bool) -> Select:
+def applications_changed_to(as_of: date, status: ApplicationStatus, day: date, *, still: bool) -> Select:
     """Customers whose application turned `status` on `day`; with `still`, only if it still has it at the end of `as_of`."""
     changes = _sub("application_status_changes", as_of, "s")
     apps = _sub("loan_applications", as_of, "a")
     stmt = (
         select(apps.c.customer_id)
         .join(changes, changes.c.application_id == apps.c.application_id)
-        .where(changes.c.status == status, changes.c.changed_at >= start_of(day), changes.c.changed_at < end_of(day))
+        .where(
+            changes.c.status == status.value, changes.c.changed_at >= start_of(day), changes.c.changed_at < end_of(day)
+        )
     )
     if still:
-        stmt = stmt.where(apps.c.status == status)
+        stmt = stmt.where(apps.c.status == status.value)
     return stmt.distinct()
 
 
@@ -87,7 +98,7 @@ def first_loan_repaid_on(as_of: date, day: date) -> Select:
     first = func.min(loans.c.closed_at)
     return (
         select(loans.c.customer_id)
-        .where(loans.c.status == "repaid", loans.c.closed_at.is_not(None))
+        .where(loans.c.status == LoanStatus.REPAID.value, loans.c.closed_at.is_not(None))
         .group_by(loans.c.customer_id)
         .having(and_(first >= start_of(day), first < end_of(day)))
     )
@@ -100,12 +111,15 @@ def inactive_since_repayment(as_of: date, days: int) -> Select:
     day = as_of - timedelta(days=days)
     last_closed = (
         select(loans.c.customer_id, func.max(loans.c.closed_at).label("closed_at"))
-        .where(loans.c.status == "repaid")
+        .where(loans.c.status == LoanStatus.REPAID.value)
         .group_by(loans.c.customer_id)
         .subquery("r")
     )
     later_loan = select(loans.c.customer_id).where(
-        or_(loans.c.status.in_(("active", "overdue")), loans.c.issued_at >= last_closed.c.closed_at),
+        or_(
+            loans.c.status.in_((LoanStatus.ACTIVE.value, LoanStatus.OVERDUE.value)),
+            loans.c.issued_at >= last_closed.c.closed_at,
+        ),
         loans.c.customer_id == last_closed.c.customer_id,
     )
     later_app = select(apps.c.customer_id).where(
@@ -122,7 +136,7 @@ def inactive_since_repayment(as_of: date, days: int) -> Select:
 def rejected_applicants(as_of: date, last_before: date) -> Select:
     """Customers whose every application was rejected, the last one (`last_applied_at`) created before `last_before`."""
     apps = _sub("loan_applications", as_of, "a")
-    rejected = func.sum(case((apps.c.status == "rejected", 1), else_=0))
+    rejected = func.sum(case((apps.c.status == ApplicationStatus.REJECTED.value, 1), else_=0))
     last = func.max(apps.c.created_at)
     return (
         select(apps.c.customer_id, last.label("last_applied_at"))
@@ -150,7 +164,7 @@ def unsubscribes_as_of(as_of: date) -> Select:
     """Providers' unsubscribe reports known by the end of the day."""
     events = _sub("message_events", as_of, "e")
     return select(events.c.customer_id, events.c.channel, events.c.occurred_at).where(
-        events.c.event_type == "unsubscribed"
+        events.c.event_type == MessageEventType.UNSUBSCRIBED.value
     )
 
 
@@ -162,7 +176,7 @@ def conversions(as_of: date, kinds: Sequence[Conversion], since: date) -> Select
         parts.append(
             select(
                 a.c.customer_id,
-                literal("application").label("kind"),
+                literal(Conversion.APPLICATION.value).label("kind"),
                 a.c.created_at.label("at"),
                 literal(0).label("revenue_minor"),
             ).where(a.c.created_at >= start_of(since))
@@ -172,7 +186,7 @@ def conversions(as_of: date, kinds: Sequence[Conversion], since: date) -> Select
         parts.append(
             select(
                 lo.c.customer_id,
-                literal("loan").label("kind"),
+                literal(Conversion.LOAN.value).label("kind"),
                 lo.c.issued_at.label("at"),
                 literal(0).label("revenue_minor"),
             ).where(lo.c.issued_at >= start_of(since))
@@ -182,10 +196,10 @@ def conversions(as_of: date, kinds: Sequence[Conversion], since: date) -> Select
         parts.append(
             select(
                 o.c.customer_id,
-                literal("order").label("kind"),
+                literal(Conversion.ORDER.value).label("kind"),
                 o.c.ordered_at.label("at"),
                 o.c.amount_minor.label("revenue_minor"),
-            ).where(o.c.ordered_at >= start_of(since), o.c.status == "completed")
+            ).where(o.c.ordered_at >= start_of(since), o.c.status == OrderStatus.COMPLETED.value)
         )
     return union_all(*parts) if len(parts) > 1 else parts[0]
 
@@ -194,7 +208,7 @@ def interest_paid(as_of: date, since: date) -> Select:
     """Interest payments (revenue of a lender) known by the end of `as_of`, from `since`."""
     p = _sub("payments", as_of, "p")
     return select(p.c.customer_id, p.c.paid_at.label("at"), p.c.amount_minor.label("revenue_minor")).where(
-        p.c.payment_type == "interest", p.c.paid_at >= start_of(since)
+        p.c.payment_type == PaymentType.INTEREST.value, p.c.paid_at >= start_of(since)
     )
 
 
@@ -216,7 +230,7 @@ def budget_used(as_of: date, days: int) -> Select:
     first = as_of - timedelta(days=days - 1)
     return (
         select(outbox.c.customer_id, outbox.c.channel, func.count().label("messages"))
-        .where(outbox.c.as_of >= first, outbox.c.as_of < as_of, outbox.c.state != "skipped")
+        .where(outbox.c.as_of >= first, outbox.c.as_of < as_of, outbox.c.state != MessageState.SKIPPED.value)
         .group_by(outbox.c.customer_id, outbox.c.channel)
     )
 

@@ -9,14 +9,7 @@ from datetime import date
 import pandas as pd
 
 from crm.campaigns.io import PlanResult
-from crm.core.markdown import Col, markdown_table, num, pct
-
-
-def money(value) -> str:
-    """Minor units as major units with thousands separators (15000 -> 150.00)."""
-    if value is None or value == "" or pd.isna(value):
-        return ""
-    return f"{int(value) / 100:,.2f}"
+from crm.core.markdown import Col, markdown_table, money, num, pct
 
 
 def _fraction(value) -> str:

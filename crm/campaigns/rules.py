@@ -17,6 +17,7 @@ import pandas as pd
 
 from crm.campaigns.config import Campaign, ContactBudget, QuietHours
 from crm.campaigns.states import Decision, Group, Reason
+from crm.core.contracts import Channel
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 REACHABLE = "reachable"
@@ -163,7 +164,7 @@ def cascade_candidates(due: pd.DataFrame, reach: pd.DataFrame) -> pd.DataFrame:
     out = rows.loc[chosen | unreachable].copy()
     is_chosen = chosen[chosen | unreachable]
     out["decision"] = np.where(is_chosen, "", Decision.SKIPPED.value)
-    free = (out["channel"] == "sms") & (out["position"] > 0) & (out["touch"] == 0)
+    free = (out["channel"] == Channel.SMS.value) & (out["position"] > 0) & (out["touch"] == 0)
     out["reason"] = np.where(
         is_chosen, np.where(free, Reason.NO_FREE_CHANNEL.value, Reason.CONSENTED.value), out["status"]
     )

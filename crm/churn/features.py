@@ -532,8 +532,3 @@ def compute_labels(activity: Frames, snapshot: date, config: ChurnConfig, custom
 def labels_from_returning(returned: np.ndarray, customer_ids: pd.Index) -> pd.Series:
     """1 = churned for the customers not among those who `returned` within the horizon (0 otherwise)."""
     return pd.Series((~customer_ids.isin(returned)).astype(np.int8), index=customer_ids, name="churned")
-
-
-def label_known_by(snapshot: date, config: ChurnConfig) -> date:
-    """The first day whose data knows the label of `snapshot`."""
-    return snapshot + timedelta(days=config.horizon_days)

@@ -13,7 +13,7 @@ from crm.churn import queries
 from crm.churn.config import ChurnConfig
 from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames, features_from_aggregates, measures
 from crm.core.dates import end_of
-from crm.core.db import temporary_table, write_frame
+from crm.core.db import id_chunks, temporary_table, write_frame
 from models.churn import churn_scores
 
 EVENT_KINDS = ("app_events", "message_events")
@@ -148,11 +148,7 @@ def present_kinds(conn: Connection, as_of: date) -> set[str]:
 def customer_ranges(conn: Connection, as_of: date, chunk: int) -> list[tuple[int, int]]:
     """Consecutive id ranges (lo, hi) of about `chunk` customers each, covering every customer known by `as_of`."""
     ids = np.fromiter((row[0] for row in conn.execute(queries.customer_ids(as_of))), dtype=np.int64)
-    if ids.size == 0:
-        return []
-    starts = ids[::chunk]
-    ends = np.append(ids[np.arange(chunk, ids.size, chunk) - 1], ids[-1])
-    return [(int(lo), int(hi)) for lo, hi in zip(starts, ends, strict=True)]
+    return [(int(part[0]), int(part[-1])) for part in id_chunks(ids, chunk)]
 
 
 def history_start(conn: Connection, as_of: date) -> date | None:

@@ -325,6 +325,20 @@ def keyset_pages(
         mark = last_key(page, names)
 
 
+def id_chunks(ids: Any, size: int | None) -> list[pd.Index]:
+    """The distinct integer ids in increasing order, `size` at a time (all at once without a size); none for no ids.
+
+    The one way to split customers into consecutive chunks: loyalty posts and checks members a chunk
+    at a time, churn scores ranges of customers.
+    """
+    unique = pd.Index(pd.unique(pd.Series(ids, dtype="int64"))).sort_values()
+    if not len(unique):
+        return []
+    if not size or len(unique) <= size:
+        return [unique]
+    return [unique[i : i + size] for i in range(0, len(unique), size)]
+
+
 def sqlite_table_hint(stmt, table: str, hint: str):
     """`stmt` marked to read `table` with a SQLite table hint (`INDEXED BY <index>` or `NOT INDEXED`)."""
     return stmt.execution_options(sqlite_from_hint=(table, hint))

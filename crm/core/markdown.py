@@ -6,6 +6,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
+
+def _blank(value: Any) -> bool:
+    """None, an empty string, NaN or pd.NA: a figure that has no value."""
+    if value is None or isinstance(value, str):
+        return value is None or not value.strip()
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array is not a blank
+        return False
+
 
 def cell(value: Any) -> str:
     """Text safe inside a markdown table cell (pipes escaped, one line)."""
@@ -22,9 +34,27 @@ def number(value: Any) -> str:
         return cell(value)
 
 
+def money(minor: Any) -> str:
+    """An amount in minor units as major units with two decimals and thousands separators (-123456 -> -1,234.56).
+
+    Exact for any integer (no float division); a fraction of a minor unit is cut; blanks and NaN stay blank.
+    """
+    if _blank(minor):
+        return ""
+    minor = int(minor)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+
+
+def shorten(text: Any, limit: int) -> str:
+    """`text` on one line (runs of white space as one space), cut to `limit` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def percent(value: float | None, digits: int = 2) -> str:
-    """A share as a percentage (0.0519 -> 5.19%); huge ratios as a multiple."""
-    if value is None:
+    """A share as a percentage (0.0519 -> 5.19%); huge ratios as a multiple; blanks and NaN stay blank."""
+    if _blank(value):
         return ""
     return f"{value:.{digits}%}" if value < 10 else f"{value:.0f}x"
 

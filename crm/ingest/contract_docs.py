@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES, Entity
+from crm.core.markdown import markdown_table
 
 _TYPES = {
     "int": "integer",
@@ -101,12 +102,20 @@ def _entity_section(entity: Entity, *, heading: str) -> list[str]:
         lines += [f"File: `{entity.name}/{stem}_YYYY-MM-DD.{entity.file_format}`. Key: `{', '.join(entity.key)}`.", ""]
     else:
         lines += [f"Key: `{', '.join(entity.key)}`; pulled by watermark on `{entity.updated_column}`.", ""]
-    lines += ["| column | type | required | allowed values / notes |", "|---|---|---|---|"]
+    rows = []
     for column in entity.columns:
         notes = ", ".join(f"`{v}`" for v in column.allowed) if column.allowed else column.description
         if column.name in entity.references:
             notes = (notes + "; " if notes else "") + f"must be a known `{entity.references[column.name]}` id"
-        lines.append(f"| `{column.name}` | {_TYPES[column.kind]} | {'yes' if column.required else 'no'} | {notes} |")
+        rows.append(
+            {
+                "column": f"`{column.name}`",
+                "type": _TYPES[column.kind],
+                "required": "yes" if column.required else "no",
+                "allowed values / notes": notes,
+            }
+        )
+    lines += markdown_table(rows, ["column", "type", "required", "allowed values / notes"])
     return [*lines, ""]
 
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pandas as pd
 
-from crm.core.markdown import markdown_table, num
+from crm.core.markdown import markdown_table, num, shorten
 from crm.core.privacy import mask_contacts
 from crm.ingest.counts import FINDING_STATUSES, SourceStatus
 
@@ -82,9 +82,3 @@ def counts_table(table: pd.DataFrame) -> list[dict]:
             }
         )
     return rows
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` on one line, cut to `limit` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

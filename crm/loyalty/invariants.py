@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from crm.core.db import id_chunks
 from crm.core.errors import Finding
 from crm.loyalty.rules import EntryKind, SourceKind, entry_ids
 
@@ -77,14 +78,6 @@ class InvariantCheck:
         ]
 
 
-def member_chunks(customer_ids, size: int | None) -> list[pd.Index]:
-    """The distinct customer ids in increasing order, `size` at a time (all at once without a size)."""
-    ids = pd.Index(pd.unique(pd.Series(customer_ids, dtype="int64"))).sort_values()
-    if not size or len(ids) <= size:
-        return [ids] if len(ids) else []
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
 def check_invariants(
     entries: pd.DataFrame, allocations: pd.DataFrame, limit: int = 5, chunk_members: int | None = None
 ) -> list[str]:
@@ -95,7 +88,7 @@ def check_invariants(
     check = InvariantCheck(limit)
     if entries.empty:
         return []
-    for ids in member_chunks(entries["customer_id"], chunk_members):
+    for ids in id_chunks(entries["customer_id"], chunk_members):
         check.add(
             entries[entries["customer_id"].isin(ids)],
             allocations[allocations["customer_id"].isin(ids)] if len(allocations) else allocations,

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Connection, Engine, String, Table, select, update
 
-from crm.core.db import read_frame, temporary_table, with_sqlite_hint, write_frame
+from crm.core.contracts import OrderStatus
+from crm.core.db import id_chunks, read_frame, temporary_table, with_sqlite_hint, write_frame
 from crm.core.errors import OperatorError
 from crm.loyalty import queries as q
 from crm.loyalty.config import LoyaltyConfig
-from crm.loyalty.invariants import InvariantCheck, LedgerInvariantViolated, check_invariants, member_chunks
+from crm.loyalty.invariants import InvariantCheck, LedgerInvariantViolated, check_invariants
 from crm.loyalty.ledger import LOT_COLUMNS, allocate_fifo, post_day
 from crm.loyalty.plan import day_events, qualifying_window, select_day_inputs, tier_changes
 from crm.loyalty.rules import (
@@ -107,7 +108,7 @@ def check_members(
     """The invariants of these members' whole ledger, read and checked `chunk_members` members at a time
     (added to `check` when given: members in increasing order across calls)."""
     check = check if check is not None else InvariantCheck(limit)
-    for ids in member_chunks(customer_ids, chunk_members):
+    for ids in id_chunks(customer_ids, chunk_members):
         chunk = _temp(conn, "customer_id", BigInteger(), ids)
         e_stmt, a_stmt = q.touched_entries(chunk)
         check.add(_read(conn, e_stmt), _read(conn, a_stmt))
@@ -212,8 +213,7 @@ class _DayRows:
 
 def _id_ranges(customer_ids: pd.Series, size: int) -> list[tuple[int | None, int | None]]:
     """Half-open ranges [lo, hi) of customer ids covering every id, with at most `size` of `customer_ids` each."""
-    ids = pd.Index(pd.unique(customer_ids)).sort_values()
-    cuts = [int(ids[i]) for i in range(size, len(ids), size)]
+    cuts = [int(chunk[0]) for chunk in id_chunks(customer_ids, size)[1:]]
     bounds = [None, *cuts, None]
     return list(itertools.pairwise(bounds))
 
@@ -246,7 +246,7 @@ def _post_members(
     )
     known_q = _read(led, q.qualifying_by_id(_ids(led, qids), day))
     del qids
-    returned = orders[orders["status"] == "returned"]["order_id"].astype(str)
+    returned = orders[orders["status"] == OrderStatus.RETURNED.value]["order_id"].astype(str)
     eids = pd.concat(
         [
             entry_ids(EntryKind.ACCRUAL, SourceKind.ORDER, returned),

@@ -25,6 +25,7 @@ from crm.loyalty.rules import (
     DECISION_COLUMNS,
     ENTRY_COLUMNS,
     QUALIFYING_COLUMNS,
+    Decision,
     EntryKind,
     SourceKind,
     arbitrate,
@@ -299,7 +300,7 @@ def post_day(day: date, inputs: DayInputs, config: LoyaltyConfig) -> DayPosting:
         entries.append(accrual[accrual["amount_minor"] > 0])
         priced = orders.assign(amount_minor=base, base_bp=rates)
         decisions = arbitrate(priced, config, day)
-        chosen = decisions[decisions["decision"] == "chosen"]
+        chosen = decisions[decisions["decision"] == Decision.CHOSEN.value]
         if len(chosen):
             promo = chosen.merge(orders[["order_id"]], on="order_id")
             promoted = _entries(

@@ -7,16 +7,8 @@ from datetime import date
 
 import pandas as pd
 
-from crm.core.markdown import Col, markdown_table, num, pct
-
-
-def money(minor: int | None) -> str:
-    """Minor units as an amount with two decimals and thousands separators."""
-    if minor is None or pd.isna(minor):
-        return ""
-    minor = int(minor)
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100:,}.{abs(minor) % 100:02d}"
+from crm.core.markdown import Col, markdown_table, money, num, pct
+from crm.loyalty.rules import EntryKind
 
 
 def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
@@ -24,10 +16,11 @@ def flows_table(flows: pd.DataFrame) -> pd.DataFrame:
     if flows.empty:
         return pd.DataFrame(columns=["as_of", "accrual", "redemption", "expiry", "reversal", "net"])
     wide = flows.pivot_table(index="as_of", columns="kind", values="amount_minor", aggfunc="sum", fill_value=0)
-    for kind in ("accrual", "redemption", "expiry", "reversal", "adjustment"):
+    kinds = [kind.value for kind in EntryKind]
+    for kind in kinds:
         if kind not in wide.columns:
             wide[kind] = 0
-    wide["net"] = wide[["accrual", "redemption", "expiry", "reversal", "adjustment"]].sum(axis=1)
+    wide["net"] = wide[kinds].sum(axis=1)
     return wide.reset_index().sort_values("as_of")
 
 

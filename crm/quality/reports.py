@@ -7,7 +7,7 @@ from datetime import date
 
 import pandas as pd
 
-from crm.core.markdown import Col, cell, markdown_table, num
+from crm.core.markdown import Col, cell, markdown_table, num, shorten
 from crm.quality.health import HealthStatus
 from crm.quality.suites import Severity
 from crm.quality.verdict import QualityVerdict
@@ -22,12 +22,6 @@ def readable_check(expectation: str) -> str:
     `column values to be between`."""
     name = expectation.split("(", 1)[0]
     return name.removeprefix("expect_").replace("_", " ")
-
-
-def shorten(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters with an ellipsis (artifact cells stay readable at 1600 px)."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 EXAMPLES_SHOWN = 3

@@ -15,7 +15,7 @@ from crm.core.contracts import CHANNELS
 from crm.segments.config import SegmentsConfig
 from crm.segments.states import LifecycleState as S
 from crm.segments.states import LifecycleSubstate as Sub
-from crm.segments.states import SegmentKind
+from crm.segments.states import SegmentChange, SegmentKind
 
 DATE_COLUMNS = (
     "registered_on",
@@ -415,11 +415,18 @@ def diff_memberships(
                 {
                     "as_of": day,
                     **{k: entered[k].to_numpy() for k in key},
-                    "change": "entered",
+                    "change": SegmentChange.ENTERED.value,
                     "rule": entered["rule"].to_numpy(),
                 }
             ),
-            pd.DataFrame({"as_of": day, **{k: left[k].to_numpy() for k in key}, "change": "left", "rule": left_rule}),
+            pd.DataFrame(
+                {
+                    "as_of": day,
+                    **{k: left[k].to_numpy() for k in key},
+                    "change": SegmentChange.LEFT.value,
+                    "rule": left_rule,
+                }
+            ),
         ],
         ignore_index=True,
     )

@@ -43,7 +43,7 @@ from crm.core.dates import end_of, start_of
 from crm.core.db import sqlite_table_hint
 from crm.ingest import rows_as_of
 from crm.segments.derive import AGGREGATE_COLUMNS, DATE_COLUMNS, SEGMENT_COLUMNS
-from crm.segments.states import SegmentKind
+from crm.segments.states import SegmentChange, SegmentKind
 from models.campaigns import purged_customers
 from models.churn import churn_scores
 from models.ingest import history, staging
@@ -132,11 +132,13 @@ def open_segments() -> Select:
     return _pivot(segment_memberships.c.valid_to.is_(None))
 
 
-def segment_changes(as_of: date, kind: SegmentKind | str, segment: str, change: str = "entered") -> Select:
+def segment_changes(
+    as_of: date, kind: SegmentKind | str, segment: str, change: SegmentChange | str = SegmentChange.ENTERED
+) -> Select:
     """Customers who entered (or left) `segment` of `kind` on `as_of`, with the rule: "entered pre_churn today"."""
     e = segment_events.c
     return select(e.customer_id, e.rule).where(
-        e.as_of == as_of, e.kind == str(kind), e.segment == segment, e.change == change
+        e.as_of == as_of, e.kind == str(kind), e.segment == segment, e.change == str(change)
     )
 
 

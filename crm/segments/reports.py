@@ -9,17 +9,12 @@ import numpy as np
 import pandas as pd
 
 from crm.core.markdown import Col, markdown_table, num, number
-from crm.segments.states import SUBSTATES_OF, LifecycleState, SegmentKind
+from crm.segments.states import SUBSTATES_OF, LifecycleState, RunMode, SegmentChange, SegmentKind
 
 NEW = "(new)"
 # Lifecycle labels in reading order: the sub-state, or the state when it has none (rejected).
 LABELS: tuple[str, ...] = tuple(str(label) for state, subs in SUBSTATES_OF.items() for label in (subs or (state,)))
 _STATE_OF = {str(label): str(state) for state, subs in SUBSTATES_OF.items() for label in (subs or (state,))}
-
-
-def lifecycle_label(state: str | None, substate: str | None) -> str | None:
-    """`repeat / pre_churn`-style label of a lifecycle position (the sub-state names are unique)."""
-    return substate if isinstance(substate, str) else state
 
 
 def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +24,7 @@ def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
     e = lifecycle_events
     pick = {}
     for kind in (SegmentKind.LIFECYCLE, SegmentKind.LIFECYCLE_SUBSTATE):
-        for change in ("entered", "left"):
+        for change in (SegmentChange.ENTERED.value, SegmentChange.LEFT.value):
             rows = e[(e["kind"] == kind.value) & (e["change"] == change)]
             pick[(kind.value, change)] = rows.set_index("customer_id")["segment"]
     ids = pd.Index(e["customer_id"].unique())
@@ -39,7 +34,7 @@ def transitions(lifecycle_events: pd.DataFrame) -> pd.DataFrame:
         state = pick[(SegmentKind.LIFECYCLE.value, change)].reindex(ids)
         return sub.where(sub.notna(), state)
 
-    frame = pd.DataFrame({"from": side("left").fillna(NEW), "to": side("entered")})
+    frame = pd.DataFrame({"from": side(SegmentChange.LEFT).fillna(NEW), "to": side(SegmentChange.ENTERED)})
     frame = frame[frame["to"].notna()]
     return frame.groupby(["from", "to"]).size().rename("customers").reset_index()
 
@@ -114,7 +109,7 @@ def summary_markdown(run: dict, sizes: pd.DataFrame, matrix: pd.DataFrame, chart
         f"Mode **{mode}**: {run['customers_computed']:,} customers computed, {run['customers_changed']:,} changed, "
         f"{run['events']:,} membership events."
     )
-    if mode == "recheck":
+    if mode == RunMode.RECHECK:
         lines += [
             "",
             f"Recheck of a stored day: **{run['differences']:,}** customers differ from what was stored"

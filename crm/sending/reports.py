@@ -7,15 +7,8 @@ from datetime import date
 
 import pandas as pd
 
-from crm.core.markdown import Col, markdown_table, num
+from crm.core.markdown import Col, markdown_table, money, num
 from crm.sending.io import DispatchDecision
-
-
-def money(value) -> str:
-    """Minor units as major units with thousands separators (15000 -> 150.00)."""
-    if value is None or value == "":
-        return ""
-    return f"{int(value) / 100:,.2f}"
 
 
 def refusal_markdown(decision: DispatchDecision) -> str:

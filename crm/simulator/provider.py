@@ -19,9 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 
-from crm.core.storage import ObjectStore
-from crm.simulator.inbox import received_key
-
 RECEIVED_FIELDS = ("message_id", "as_of", "campaign_id", "step", "wave", "customer_id", "channel", "template_id")
 
 
@@ -109,16 +106,6 @@ class LocalProvider:
         with self.lock:
             rows = [{k: m.get(k) for k in RECEIVED_FIELDS} for m in self.delivered.values()]
         return pd.DataFrame(rows, columns=list(RECEIVED_FIELDS))
-
-    def write_received(self, store: ObjectStore) -> list[str]:
-        """Write what it delivered as the world's received lists (`exports/<as_of>/<name>.csv`); return the keys."""
-        frame = self.delivered_frame()
-        keys = []
-        for day, part in frame.groupby("as_of", sort=True):
-            key = received_key(pd.Timestamp(day).date(), self.name)
-            store.write_bytes(key, part.sort_values("message_id").to_csv(index=False).encode())
-            keys.append(key)
-        return keys
 
     # ------------------------------------------------------------------ serving
     def _deliver(self, message: dict) -> str:

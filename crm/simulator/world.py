@@ -27,7 +27,9 @@ from crm.core.contracts import (
     MESSAGE_EVENTS,
     PRODUCT_GROUPS,
     ApplicationStatus,
+    Channel,
     LoanStatus,
+    MessageEventType,
 )
 from crm.core.db import write_frame
 from crm.core.storage import ObjectStore
@@ -57,6 +59,30 @@ ACTIVE, OVERDUE, REPAID, WRITTEN_OFF = (
     LOAN_STATUSES.index(s) for s in (LoanStatus.ACTIVE, LoanStatus.OVERDUE, LoanStatus.REPAID, LoanStatus.WRITTEN_OFF)
 )
 ON_TIME, LATE, DEFAULT = range(3)
+# A message's reports, in the order they are written, and how many seconds after sending each comes.
+REPORT_DELAYS: tuple[tuple[MessageEventType, int], ...] = (
+    (MessageEventType.SENT, 0),
+    (MessageEventType.DELIVERED, 30),
+    (MessageEventType.FAILED, 60),
+    (MessageEventType.OPENED, 1800),
+    (MessageEventType.CLICKED, 1900),
+    (MessageEventType.UNSUBSCRIBED, 2000),
+)
+UNSUBSCRIBE_DELAY = dict(REPORT_DELAYS)[MessageEventType.UNSUBSCRIBED]
+
+
+def report_masks(n: int, delivered, opened, clicked, unsubscribed) -> dict[MessageEventType, np.ndarray]:
+    """Which of `n` messages get each report: every one is sent; the undelivered ones failed."""
+    return {
+        MessageEventType.SENT: np.ones(n, bool),
+        MessageEventType.DELIVERED: delivered,
+        MessageEventType.FAILED: ~delivered,
+        MessageEventType.OPENED: opened,
+        MessageEventType.CLICKED: clicked,
+        MessageEventType.UNSUBSCRIBED: unsubscribed,
+    }
+
+
 LEAD, BORROWER, RETAIL = range(3)
 CHANNEL_NAMES = np.array(CHANNELS, dtype=object)
 PROVIDERS = {"push": "push-service", "email": "email-service", "sms": "sms-gateway"}
@@ -355,9 +381,9 @@ class Simulator:
             cid = ids[sel]
             if not len(cid):  # numpy's string functions fail on empty arrays
                 continue
-            if ch == "sms":
+            if ch == Channel.SMS:
                 address = np.char.add("+38067", np.char.zfill(cid.astype(str), 7))
-            elif ch == "email":
+            elif ch == Channel.EMAIL:
                 address = np.char.add(np.char.add("user", cid.astype(str)), "@example.com")
             else:
                 address = np.array([f"{(i * 2654435761) % 2**64:016x}{i:016x}" for i in cid.tolist()], dtype=object)
@@ -734,28 +760,22 @@ class Simulator:
         clicked = opened & (r.random(n) < c.clicked_share)
         unsub = np.where(channel == 2, delivered, opened & (channel == 1)) & (r.random(n) < c.unsubscribe_share)
         rows = []
-        for event, mask, delay in (
-            ("sent", np.ones(n, bool), 0),
-            ("delivered", delivered, 30),
-            ("failed", ~delivered, 60),
-            ("opened", opened, 1800),
-            ("clicked", clicked, 1900),
-            ("unsubscribed", unsub, 2000),
-        ):
-            sel = np.flatnonzero(mask)
+        masks = report_masks(n, delivered, opened, clicked, unsub)
+        for event, delay in REPORT_DELAYS:
+            sel = np.flatnonzero(masks[event])
             rows.append(
                 pd.DataFrame(
                     {
                         "message_id": message_id[sel],
                         "customer_id": cust[sel] + 1,
                         "channel": CHANNEL_NAMES[channel[sel]],
-                        "event_type": event,
+                        "event_type": event.value,
                         "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"),
                         "campaign_id": campaign[sel],
                     }
                 )
             )
-        self.unsubscribe(cust, channel, sent_at + np.timedelta64(2000, "s"), unsub)
+        self.unsubscribe(cust, channel, sent_at + np.timedelta64(UNSUBSCRIBE_DELAY, "s"), unsub)
         frame = pd.concat(rows, ignore_index=True)
         frame["provider"] = frame["channel"].map(PROVIDERS)
         return frame
@@ -812,34 +832,28 @@ class Simulator:
         delivered = u[:, 0] < p[:, 0]
         opened = delivered & (u[:, 1] < p[:, 1])
         # SMS has no opens: its clicks are on the link, among the delivered.
-        clicked = np.where(channel == CHANNELS.index("sms"), delivered, opened) & (u[:, 2] < p[:, 2])
+        clicked = np.where(channel == CHANNELS.index(Channel.SMS), delivered, opened) & (u[:, 2] < p[:, 2])
         unsub = delivered & (u[:, 3] < p[:, 3])
         converts = delivered & (u[:, 4] < p[:, 4])
         after = r.integers(1, c.effect_days + 1, n)
         sent_at = _ts(self.day0, np.full(n, t), r.integers(9 * 3600, 12 * 3600, n))
         rows = []
-        for event, mask, delay in (
-            ("sent", np.ones(n, bool), 0),
-            ("delivered", delivered, 30),
-            ("failed", ~delivered, 60),
-            ("opened", opened, 1800),
-            ("clicked", clicked, 1900),
-            ("unsubscribed", unsub, 2000),
-        ):
-            sel = np.flatnonzero(mask)
+        masks = report_masks(n, delivered, opened, clicked, unsub)
+        for event, delay in REPORT_DELAYS:
+            sel = np.flatnonzero(masks[event])
             rows.append(
                 pd.DataFrame(
                     {
                         "message_id": received["message_id"].to_numpy(object)[sel],
                         "customer_id": cust[sel] + 1,
                         "channel": CHANNEL_NAMES[channel[sel]],
-                        "event_type": event,
+                        "event_type": event.value,
                         "occurred_at": sent_at[sel] + np.timedelta64(delay, "s"),
                         "campaign_id": received["campaign_id"].to_numpy(object)[sel],
                     }
                 )
             )
-        self.unsubscribe(cust, channel, sent_at + np.timedelta64(2000, "s"), unsub)
+        self.unsubscribe(cust, channel, sent_at + np.timedelta64(UNSUBSCRIBE_DELAY, "s"), unsub)
         sel = np.flatnonzero(converts)
         if len(sel):
             caused = pd.DataFrame(

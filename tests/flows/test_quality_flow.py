@@ -96,6 +96,8 @@ def test_a_faulty_day_fails_by_rule_with_examples_and_closes_the_gate(backend):
     rows = stored_results(backend.warehouse_url, day)
     bad = [r for r in rows if not r["success"]]
     assert bad and all(json.loads(r["unexpected_examples"]) for r in bad)
+    # quality_results keeps each result's rule: the stored failures are the reported ones, by rule name.
+    assert {(r["suite"], r["rule"]) for r in bad} == set(failures)
     assert not gate.is_open and any(
         reason.startswith("quality: ") and "quarantine_share_critical" in reason for reason in gate.reasons
     )

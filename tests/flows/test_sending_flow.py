@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from crm.simulator import LocalProvider
-from flows.dispatch import delivery_reports, dispatch
+from flows.sending import delivery_reports, dispatch
 from models.sending import dispatch_runs
 from tasks.sending import ensure_provider_limits
 from tests.flows.test_ui import _logs
