@@ -112,7 +112,7 @@ def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, tabl
     stmt = select(m.customer_id, m.kind, m.segment, valid_from, m.rule).where(condition)
     if table is not None:
         stmt = stmt.where(m.customer_id.in_(select(table.c.customer_id)))
-        # SQLite would walk the valid_to index over every open membership of the base, not the customers' keys.
+        # SQLite could walk another index over every membership of the base instead of the customers' keys.
         primary_key = f"sqlite_autoindex_{segment_memberships.name}_1"
         stmt = sqlite_table_hint(stmt, segment_memberships.name, f"INDEXED BY {primary_key}")
     elif len(ids):
