@@ -39,7 +39,7 @@ from crm.core.storage import open_store
 from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, source_engine, warehouse_engine
-from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, rows_written
+from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, loading_in_bulk, rows_written
 from crm.core.db import refresh_statistics
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
@@ -52,12 +52,12 @@ for entity in SOURCE_ENTITIES:
     written.append({"entity": entity.name, "rows_loaded": c.rows_loaded})
 zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
-known = {}
+known = {}; bulk = loading_in_bulk(warehouse_engine(s))  # once per run, as the loading task does
 for f in files:
     if f.entity.name not in known:
         with warehouse_engine(s).connect() as conn:
             known[f.entity.name] = load_known_ids(conn, f.entity)
-    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name])
+    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name], bulk=bulk)
     totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
     written.append({"entity": f.entity.name, "rows_loaded": c.rows_loaded})
 started = time.perf_counter()

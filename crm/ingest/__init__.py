@@ -4,6 +4,7 @@ from crm.ingest.bulk import (
     build_missing_indexes,
     drop_secondary_indexes,
     is_initial_load,
+    loading_in_bulk,
     rows_written,
     secondary_indexes,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "landing_file_key",
     "list_landing_files",
     "load_ingest_config",
+    "loading_in_bulk",
     "load_known_ids",
     "load_landing_file",
     "parse_landing_file",
