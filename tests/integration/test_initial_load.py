@@ -5,6 +5,8 @@ keys are there after all (a later day's changes, a key repeated across files).""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pandas as pd
@@ -41,8 +43,9 @@ def reset(engine: Engine) -> None:
         conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
 
-def stg_conflict_inserts(engine: Engine, load) -> list[str]:
-    """The tables of the conflict-handling statements into `stg_*` tables `load()` made the engine send."""
+@contextmanager
+def stg_conflict_inserts(engine: Engine) -> Iterator[list[str]]:
+    """The tables of the conflict-handling statements into `stg_*` tables the engine sends inside the block."""
     seen: list[str] = []
 
     def record(conn, cursor, statement, *args) -> None:
@@ -51,10 +54,9 @@ def stg_conflict_inserts(engine: Engine, load) -> list[str]:
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        load()
+        yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    return seen
 
 
 def test_a_history_loaded_in_bulk_day_by_day_ends_like_nightly_loads(backend):
@@ -101,8 +103,8 @@ def test_a_landing_key_repeated_across_files_of_an_initial_load_is_a_duplicate_a
         if bulk:
             drop_secondary_indexes(warehouse)  # as the ingest flow does on an empty warehouse
             assert loading_in_bulk(warehouse)
-        counts: dict = {}
-        conflicts = stg_conflict_inserts(warehouse, lambda: counts.update(load_zone(zone, warehouse, day)))
+        with stg_conflict_inserts(warehouse) as conflicts:
+            counts = load_zone(zone, warehouse, day)
         outcomes[bulk] = (counts, snapshot(warehouse))
         if backend.name == "postgresql":
             # Bulk: the first file is copied straight in, only the file with the repeated key takes the
