@@ -21,7 +21,6 @@ import logging
 
 from sqlalchemy import Engine, Index, exists, inspect, select
 
-from crm.core.settings import SQLITE_CACHE_KIB
 from models.ingest import history, ingest_batches, landing_files, staging
 from models.warehouse import metadata  # every capability's tables: some declare indexes on stg_/hist_ tables
 
@@ -68,7 +67,8 @@ def drop_secondary_indexes(engine: Engine) -> list[str]:
 
 
 # Memory for sorting an index's keys while it is built (PostgreSQL's `maintenance_work_mem`, whose
-# default of 64 MB spills a 20M-row history's sort to disk; SQLite's sorter is bounded by the page cache).
+# default of 64 MB spills a 20M-row history's sort to disk; SQLite's sorter is bounded by the page
+# cache, 2 MiB by default). No gain measured at 2.6M rows, where the sorts fit either way.
 INDEX_BUILD_MEMORY_MB = 256
 
 
@@ -77,15 +77,17 @@ def build_missing_indexes(engine: Engine) -> list[str]:
     built = []
     for index in missing_indexes(engine):
         with engine.begin() as conn:  # one transaction per index: a kill keeps those already built
+            cache = None
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{INDEX_BUILD_MEMORY_MB}MB'")
             elif conn.dialect.name == "sqlite":
+                cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
                 conn.exec_driver_sql(f"PRAGMA cache_size = -{INDEX_BUILD_MEMORY_MB * 1024}")
             try:
                 index.create(conn)
             finally:
-                if conn.dialect.name == "sqlite":  # the pooled connection goes back with the usual cache
-                    conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+                if cache is not None:  # the pooled connection goes back with its usual cache
+                    conn.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
         built.append(str(index.name))
     return built
 
