@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from crm.core.storage import open_store
 from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, source_engine, warehouse_engine
-from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, rows_written
+from crm.ingest import build_missing_indexes, drop_secondary_indexes, is_initial_load, loading_in_bulk, rows_written
 from crm.core.db import refresh_statistics
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
@@ -52,12 +53,12 @@ for entity in SOURCE_ENTITIES:
     written.append({"entity": entity.name, "rows_loaded": c.rows_loaded})
 zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
-known = {}
+known = {}; bulk = loading_in_bulk(warehouse_engine(s))  # once per run, as the loading task does
 for f in files:
     if f.entity.name not in known:
         with warehouse_engine(s).connect() as conn:
             known[f.entity.name] = load_known_ids(conn, f.entity)
-    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name])
+    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name], bulk=bulk)
     totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
     written.append({"entity": f.entity.name, "rows_loaded": c.rows_loaded})
 started = time.perf_counter()
@@ -141,8 +142,44 @@ print(json.dumps(ingest(as_of=date.fromisoformat(sys.argv[1]))))
 """
 
 
-def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
-    """Run one stage in a child process; return its wall time, peak RSS and printed result."""
+class ServerCpu:
+    """CPU seconds of the PostgreSQL backends serving some databases while a stage runs (sampled from /proc:
+    the server's share of a load, which the stage's own CPU time leaves out)."""
+
+    def __init__(self, databases: tuple[str, ...]) -> None:
+        self.databases, self.seen, self.done = databases, {}, threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.ticks = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        needles = [f" {name} ".encode() for name in self.databases]
+        while not self.done.wait(0.2):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not any(needle in cmdline for needle in needles):
+                        continue
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue  # ended between the listing and the read
+                self.seen[pid] = (int(fields[11]) + int(fields[12])) / self.ticks  # utime + stime
+
+    def __enter__(self) -> ServerCpu:
+        if self.databases:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+
+    @property
+    def seconds(self) -> float | None:
+        return round(sum(self.seen.values()), 1) if self.databases else None
+
+
+def run_stage(name: str, code: str, args: list[str], env: dict, server_dbs: tuple[str, ...] = ()) -> dict:
+    """Run one stage in a child process; return its wall time, peak RSS and printed result (and, with
+    `server_dbs`, the CPU time of the PostgreSQL backends serving those databases)."""
     started = time.perf_counter()
     command = [sys.executable, "-c", code, *args]
     if os.environ.get("CRM_BENCH_PROFILE"):  # a folder: each stage's py-spy flame graph goes there
@@ -162,8 +199,9 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
             "--",
             *command,
         ]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with ServerCpu(server_dbs) as server:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     # The result is the last JSON line (py-spy, when profiling, prints its own lines after it).
     output = [line for line in proc.stdout.read().strip().splitlines() if line.startswith("{")] or [""]
@@ -175,6 +213,7 @@ def run_stage(name: str, code: str, args: list[str], env: dict) -> dict:
         "peak_rss_mb": round(usage.ru_maxrss / 1024),
         # CPU of the stage's process (not of a PostgreSQL server): less sensitive to a shared machine's load.
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "server_cpu_seconds": server.seconds,  # PostgreSQL only: its backends for the stage's databases
         "result": json.loads(output[-1]),
     }
     print(json.dumps(result), flush=True)
@@ -253,9 +292,15 @@ def main() -> None:
         results.append(simulated)
         state_file.write_text(simulated["result"]["last_day"])
     last_day = state_file.read_text().strip()
+    pg = args.backend == "postgresql"
+    names = {part: f"{args.prefix}_{part}_{args.customers}" for part in ("wh", "src", "raw")}
     results.append(
         run_stage(
-            "ingest-flow" if args.via_flow else "ingest", INGEST_FLOW if args.via_flow else INGEST, [last_day], env
+            "ingest-flow" if args.via_flow else "ingest",
+            INGEST_FLOW if args.via_flow else INGEST,
+            [last_day],
+            env,
+            server_dbs=(names["wh"], names["src"]) if pg else (),
         )
     )
     if args.raw_floor:
@@ -265,7 +310,7 @@ def main() -> None:
             else f"sqlite:///{work / 'raw.db'}"
         )
         (work / "raw.db").unlink(missing_ok=True)
-        floor = run_stage("raw floor", RAW_FLOOR, [raw_url], env)
+        floor = run_stage("raw floor", RAW_FLOOR, [raw_url], env, server_dbs=(names["raw"], names["src"]) if pg else ())
         results.append(floor)
         ingest = results[-2]
         ratios = {
@@ -273,6 +318,14 @@ def main() -> None:
             # both stages whole (process start, imports, schema): the like-for-like figures
             "stage_wall_ratio": round(ingest["seconds"] / floor["seconds"], 2),
             "stage_cpu_ratio": round(ingest["cpu_seconds"] / floor["cpu_seconds"], 2),
+            # PostgreSQL: the stage's CPU and its server backends' (the work a load costs, whoever does it)
+            "client_and_server_cpu_ratio": round(
+                (ingest["cpu_seconds"] + ingest["server_cpu_seconds"])
+                / (floor["cpu_seconds"] + floor["server_cpu_seconds"]),
+                2,
+            )
+            if pg
+            else None,
             "load_average": os.getloadavg(),
         }
         results.append(ratios)

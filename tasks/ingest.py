@@ -29,6 +29,7 @@ from crm.ingest import (
     load_ingest_config,
     load_known_ids,
     load_landing_file,
+    loading_in_bulk,
     pull_source_table,
     quarantine_summary,
     record_misplaced_files,
@@ -163,6 +164,7 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
     source = source_engine(settings)
     known = known_source_ids(source, in_warehouse, as_of)
     plausible_since = load_ingest_config().plausible_since
+    bulk = loading_in_bulk(engine)  # an initial load: the files' rows are copied straight into the tables
     out = []
     for landing_file in (f for f in files if f.entity.name == entity_name):
         counts = load_landing_file(
@@ -174,6 +176,7 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
             source_db=source,
             in_warehouse=in_warehouse,
             plausible_since=plausible_since,
+            bulk=bulk,
         )
         if counts.status == SourceStatus.FAILED:
             logger.error("%s", counts.error)

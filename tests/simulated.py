@@ -30,8 +30,9 @@ def simulate_company(
     )
 
 
-def ingest_days(first: date, last: date) -> None:
-    """Ingest every day from `first` to `last` one by one with the crm functions, like nightly runs would."""
+def ingest_days(first: date, last: date, *, bulk: bool | None = None) -> None:
+    """Ingest every day from `first` to `last` one by one with the crm functions, like nightly runs would
+    (`bulk`: write as an initial load does, default: when its indexes are set aside)."""
     settings = get_settings()
     warehouse, source = warehouse_engine(settings), source_engine(settings)
     upgrade_warehouse(warehouse)
@@ -39,8 +40,8 @@ def ingest_days(first: date, last: date) -> None:
     day = first
     while day <= last:
         for entity in SOURCE_ENTITIES:
-            pull_source_table(source, warehouse, entity, day, chunk_rows=settings.source_chunk_rows)
+            pull_source_table(source, warehouse, entity, day, chunk_rows=settings.source_chunk_rows, bulk=bulk)
         files, _ = list_landing_files(zone, day)
         for landing_file in files:
-            load_landing_file(zone, warehouse, landing_file, day)
+            load_landing_file(zone, warehouse, landing_file, day, bulk=bulk)
         day += timedelta(days=1)

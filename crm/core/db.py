@@ -3,7 +3,9 @@
 SQLite gets one prepared `INSERT ... ON CONFLICT` run with `executemany` over plain tuples
 (timestamps as SQLAlchemy's text, cast by Arrow); PostgreSQL gets `COPY` into a temporary table
 and one `INSERT ... SELECT ... ON CONFLICT` (ENGINEERING.md: COPY is an order of magnitude faster
-than `to_sql` there), its CSV written by Arrow when every column allows it, else by pandas.
+than `to_sql` there), its CSV written by Arrow when every column allows it, else by pandas. Rows
+whose keys are most likely new (`fresh`: an initial load) are copied straight into the table from
+a savepoint, and take the conflict-handling path only when a key was there after all.
 """
 
 from __future__ import annotations
@@ -66,7 +68,13 @@ def upsert(conn: Connection, table: Table, rows: list[dict], *, increment: tuple
 
 
 def write_frame(
-    conn: Connection, table: Table, frame: pd.DataFrame, *, on_conflict: OnConflict, batch_rows: int = WRITE_BATCH_ROWS
+    conn: Connection,
+    table: Table,
+    frame: pd.DataFrame,
+    *,
+    on_conflict: OnConflict,
+    batch_rows: int = WRITE_BATCH_ROWS,
+    fresh: bool = False,
 ) -> int:
     """Write `frame` into `table`; return how many rows were inserted or updated.
 
@@ -74,15 +82,27 @@ def write_frame(
     `len(frame) - result` rows were duplicates), `error` is a plain insert.
     Keys repeated inside `frame` keep their last row. The rows go `batch_rows` at a time (in the
     caller's transaction): the driver's copy of the values follows the batch, not the frame.
+
+    `fresh` says the keys are most likely not in the table (an initial load). PostgreSQL then
+    copies each batch straight into the table (one write instead of a temporary table and an
+    `INSERT ... ON CONFLICT`, as its bulk loaders do) from a savepoint; if the copy fails (a key
+    was there after all, or a value the table refuses) the batch is rolled back to the savepoint
+    and written by the conflict-handling path, so the outcome and the count are the same either way.
+    SQLite checks a key the same way whether or not it conflicts: `fresh` changes nothing there.
     """
     if frame.empty:
         return 0
     key = [c.name for c in table.primary_key]
     if on_conflict != "error":
         frame = frame.drop_duplicates(subset=key, keep="last")
-    write = _write_postgresql if conn.dialect.name == "postgresql" else _write_sqlite
+    if conn.dialect.name != "postgresql":
+        return sum(
+            _write_sqlite(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key)
+            for i in range(0, len(frame), batch_rows)
+        )
     return sum(
-        write(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key) for i in range(0, len(frame), batch_rows)
+        _write_postgresql(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key, fresh=fresh)
+        for i in range(0, len(frame), batch_rows)
     )
 
 
@@ -161,23 +181,19 @@ def _datetime_strings(series: pd.Series, *, unit: str, sep: str | None) -> list:
 
 
 def _write_postgresql(
-    conn: Connection, table: Table, frame: pd.DataFrame, on_conflict: OnConflict, key: list[str]
+    conn: Connection, table: Table, frame: pd.DataFrame, on_conflict: OnConflict, key: list[str], *, fresh: bool
 ) -> int:
     columns = list(frame.columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     data = _copy_csv(frame)
-    raw = conn.connection.driver_connection
     if on_conflict == "error":
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy,
-        ):
-            copy.write(data)
+        _copy(conn, table.name, quoted, data)
         return len(frame)
+    if fresh and _copied_fresh(conn, table.name, quoted, data):
+        return len(frame)  # every key was new: what `INSERT ... ON CONFLICT` would have counted
     temp = f"_load_{table.name}_{next(_temp_names)}"
     conn.exec_driver_sql(f'CREATE TEMP TABLE "{temp}" (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DROP')
-    with raw.cursor() as cursor, cursor.copy(f'COPY "{temp}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy:
-        copy.write(data)
+    _copy(conn, temp, quoted, data)
     conflict = f"ON CONFLICT ({', '.join(key)}) "
     if on_conflict == "ignore":
         conflict += "DO NOTHING"
@@ -187,6 +203,27 @@ def _write_postgresql(
     result = conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" {conflict}')
     conn.exec_driver_sql(f'DROP TABLE "{temp}"')
     return max(result.rowcount, 0)
+
+
+def _copy(conn: Connection, table_name: str, quoted: str, data: str | bytes) -> None:
+    with (
+        conn.connection.driver_connection.cursor() as cursor,
+        cursor.copy(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy,
+    ):
+        copy.write(data)
+
+
+def _copied_fresh(conn: Connection, table_name: str, quoted: str, data: str | bytes) -> bool:
+    """`COPY` the rows straight into the table from a savepoint; False (and nothing written) if it failed."""
+    savepoint = conn.begin_nested()
+    try:
+        _copy(conn, table_name, quoted, data)
+    except conn.dialect.loaded_dbapi.Error:
+        # A key already there (or a value refused: the conflict-handling path raises it as it always did).
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    return True
 
 
 def _copy_csv(frame: pd.DataFrame) -> str | bytes:

@@ -4,6 +4,7 @@ from crm.ingest.bulk import (
     build_missing_indexes,
     drop_secondary_indexes,
     is_initial_load,
+    loading_in_bulk,
     rows_written,
     secondary_indexes,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "load_ingest_config",
     "load_known_ids",
     "load_landing_file",
+    "loading_in_bulk",
     "parse_landing_file",
     "pull_ahead_parents",
     "pull_source_table",

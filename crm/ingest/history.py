@@ -54,17 +54,18 @@ def versions_changed_on(entity: Entity | str, as_of: date) -> Select:
     return select(*[h.c[c] for c in entity.column_names]).where(h.c.valid_from >= start, h.c.valid_from < end)
 
 
-def record_versions(conn: Connection, entity: Entity, rows: pd.DataFrame, as_of: date) -> int:
+def record_versions(conn: Connection, entity: Entity, rows: pd.DataFrame, as_of: date, *, fresh: bool = False) -> int:
     """Add the versions in `rows` (typed, one per key) to the entity's history; close the versions they follow.
 
     A version already stored (same key and `updated_at`) is kept as it is, so re-runs and
-    pulled-ahead parents add nothing. Returns how many versions were new.
+    pulled-ahead parents add nothing. Returns how many versions were new. `fresh`: the versions
+    are most likely new (an initial load; `write_frame`).
     """
     if rows.empty or not entity.versioned:
         return 0
     table = history[entity.name]
     frame = rows[entity.column_names].assign(valid_from=rows[entity.updated_column], ingested_on=pd.Timestamp(as_of))
-    added = write_frame(conn, table, frame, on_conflict="ignore")
+    added = write_frame(conn, table, frame, on_conflict="ignore", fresh=fresh)
     if added:
         _close_versions(conn, entity, table, rows[list(entity.key)].drop_duplicates())
     return added

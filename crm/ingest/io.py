@@ -25,6 +25,7 @@ from crm.core.db import keyset_pages, last_key, upsert, write_frame
 from crm.core.errors import OperatorError, one_line
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
+from crm.ingest.bulk import loading_in_bulk
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
 from crm.ingest.coverage import coverage_rows, rejected_business_dates, row_business_dates
 from crm.ingest.dayguard import day_guard_refusal
@@ -65,16 +66,19 @@ def _record_batch(
     as_of: date,
     business_date: date | None = None,
     coverage: bool = True,
+    bulk: bool = False,
 ) -> tuple[int, int]:
     """Write valid rows, quarantine, counts and business-date coverage of one batch; return (loaded, duplicates).
 
     `business_date` is a landing file's date (its rows are stamped with it); without it, each
     source row belongs to the day of its change. `coverage=False` for parents pulled ahead: their
-    change is counted on its own day, when the normal pull reads it.
+    change is counted on its own day, when the normal pull reads it. `bulk`: an initial load,
+    the keys are most likely new (`write_frame(..., fresh=True)`).
     """
     frame = result.valid.assign(ingested_on=pd.Timestamp(business_date or as_of))
-    loaded = write_frame(conn, staging[entity.name], frame, on_conflict="ignore" if entity.immutable else "update")
-    record_versions(conn, entity, result.valid, as_of)  # same transaction: history never lags the upsert
+    on_conflict = "ignore" if entity.immutable else "update"
+    loaded = write_frame(conn, staging[entity.name], frame, on_conflict=on_conflict, fresh=bulk)
+    record_versions(conn, entity, result.valid, as_of, fresh=bulk)  # same transaction: history never lags
     duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
     if business_date is not None:
         valid_days = pd.Series([business_date] * len(result.valid), dtype=object)
@@ -168,8 +172,14 @@ def pull_source_table(
     *,
     chunk_rows: int = 100_000,
     on_chunk: Callable[[int, int], None] | None = None,
+    bulk: bool | None = None,
 ) -> SourceCounts:
-    """Copy rows changed since the watermark and up to the end of `as_of`, chunk by chunk."""
+    """Copy rows changed since the watermark and up to the end of `as_of`, chunk by chunk.
+
+    `bulk`: an initial load is under way (default: whether its indexes are set aside, `loading_in_bulk`).
+    """
+    if bulk is None:
+        bulk = loading_in_bulk(warehouse)
     table = source_model.tables[entity.name]
     order = [table.c[entity.updated_column], *[table.c[k] for k in entity.key]]
     counts = SourceCounts(source=f"db:{entity.name}", entity=entity.name, status=SourceStatus.UP_TO_DATE)
@@ -190,8 +200,8 @@ def pull_source_table(
         result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
         watermark_at, *key = last_key(chunk, [c.name for c in order])
         with warehouse.begin() as conn:
-            pull_ahead_parents(source, conn, entity, result.valid, in_warehouse, as_of)
-            loaded, duplicates = _record_batch(conn, entity, result, source=counts.source, as_of=as_of)
+            pull_ahead_parents(source, conn, entity, result.valid, in_warehouse, as_of, bulk=bulk)
+            loaded, duplicates = _record_batch(conn, entity, result, source=counts.source, as_of=as_of, bulk=bulk)
             row = {
                 "source_table": entity.name,
                 "watermark_at": watermark_at,
@@ -221,6 +231,7 @@ def pull_ahead_parents(
     as_of: date,
     *,
     depth: int = 0,
+    bulk: bool = False,
 ) -> int:
     """Load the parents `rows` reference that the warehouse lacks, in their current source version.
 
@@ -251,10 +262,12 @@ def pull_ahead_parents(
                 continue
             grand = {name: _warehouse_keys(conn, name, found[col]) for col, name in parent.references.items()}
             if depth < 3 and grand:
-                pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1)
+                pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1, bulk=bulk)
             # Its event happened by the day; only its latest change lies after it.
             result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
-            loaded, _ = _record_batch(conn, parent, result, source=f"db:{parent_name}", as_of=as_of, coverage=False)
+            loaded, _ = _record_batch(
+                conn, parent, result, source=f"db:{parent_name}", as_of=as_of, coverage=False, bulk=bulk
+            )
             total += loaded
             in_warehouse[parent_name] = in_warehouse[parent_name].union(
                 pd.Index(result.valid[parent.key[0]].astype(np.int64))
@@ -308,6 +321,7 @@ def load_landing_file(
     source_db: Engine | None = None,
     in_warehouse: dict[str, pd.Index] | None = None,
     plausible_since: date = DEFAULT_PLAUSIBLE_SINCE,
+    bulk: bool | None = None,
 ) -> SourceCounts:
     """Load one landing file once: skip it if its bytes were loaded (or rejected) before, report it if it changed.
 
@@ -317,6 +331,8 @@ def load_landing_file(
     `known_ids` (from `load_known_ids`) saves re-reading the referenced keys for every file of a run.
     With `source_db` and `in_warehouse` (the keys the warehouse holds), `known_ids` may also hold keys
     that exist only in the source: those parents are pulled ahead (`pull_ahead_parents`).
+    `bulk`: an initial load is under way (default: whether its indexes are set aside, `loading_in_bulk`);
+    a file that changed since it was loaded is never written as a bulk load (its keys are there).
     """
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
@@ -389,12 +405,16 @@ def load_landing_file(
         unreadable = unreadable.assign(record_key=None, rule="malformed_row")
         result.rejected = pd.concat([unreadable[result.rejected.columns], result.rejected], ignore_index=True)
         result.rejected = result.rejected.sort_values("row_number", kind="stable", ignore_index=True)
+    if changed:
+        bulk = False
+    elif bulk is None:
+        bulk = loading_in_bulk(warehouse)
     try:
         with warehouse.begin() as conn:
             if source_db is not None and in_warehouse is not None:
-                pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of)
+                pull_ahead_parents(source_db, conn, entity, result.valid, in_warehouse, as_of, bulk=bulk)
             loaded, duplicates = _record_batch(
-                conn, entity, result, source=source, as_of=as_of, business_date=landing_file.business_date
+                conn, entity, result, source=source, as_of=as_of, business_date=landing_file.business_date, bulk=bulk
             )
             upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.LOADED, "error": None}])
     except Exception as exc:

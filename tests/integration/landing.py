@@ -38,8 +38,9 @@ def warehouse_with_customers(url: str, customer_ids: list[int]) -> Engine:
     return engine
 
 
-def load_zone(zone: ObjectStore, engine: Engine, as_of: date) -> dict[str, dict]:
-    """What one ingestion run does with the landing zone (without Prefect): counts per source."""
+def load_zone(zone: ObjectStore, engine: Engine, as_of: date, *, bulk: bool | None = None) -> dict[str, dict]:
+    """What one ingestion run does with the landing zone (without Prefect): counts per source
+    (`bulk`: write as an initial load does, default: when its indexes are set aside)."""
     files, misplaced = list_landing_files(zone, as_of)
     out = {c.source: c.as_row() for c in record_misplaced_files(zone, engine, misplaced, as_of)}
     known: dict = {}
@@ -47,7 +48,9 @@ def load_zone(zone: ObjectStore, engine: Engine, as_of: date) -> dict[str, dict]
         if landing_file.entity.name not in known:
             with engine.connect() as conn:
                 known[landing_file.entity.name] = load_known_ids(conn, landing_file.entity)
-        counts = load_landing_file(zone, engine, landing_file, as_of, known_ids=known[landing_file.entity.name])
+        counts = load_landing_file(
+            zone, engine, landing_file, as_of, known_ids=known[landing_file.entity.name], bulk=bulk
+        )
         out[counts.source] = counts.as_row()
     return out
 

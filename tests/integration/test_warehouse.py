@@ -3,10 +3,11 @@
 from datetime import date
 
 import pandas as pd
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from crm.core.db import write_frame
 from crm.core.migrations import alembic_config, current_revision, upgrade_warehouse
@@ -141,6 +142,69 @@ def test_bulk_writes_in_batches_write_every_row_once_and_count_like_one_statemen
     with engine.connect() as conn:
         rows = conn.execute(select(table.c.customer_id, table.c.signup_channel).order_by(table.c.customer_id)).all()
     assert [tuple(r) for r in rows] == [(1, "online"), (2, "online"), (3, "online"), (4, "online"), (5, "online")]
+
+
+def test_fresh_writes_copy_new_keys_straight_in_and_end_like_the_conflict_path_when_keys_exist(backend):
+    """An initial load's writes (`fresh=True`): PostgreSQL copies new keys straight into the table, with no
+    conflict-handling statement; a batch whose key is there after all is rolled back to a savepoint and written
+    by the conflict path. Rows, counts and errors are those of the normal path; earlier writes of the
+    transaction survive a fallback."""
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    table = staging["customers"]
+    conflict_statements: list[str] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: (
+            conflict_statements.append(statement) if "ON CONFLICT" in statement else None
+        ),
+    )
+    at = pd.Timestamp("2026-01-02 09:00:00")
+
+    def frame(ids: list[int], channel: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "customer_id": pd.array(ids, dtype="Int64"),
+                "registered_at": at,
+                "signup_channel": channel,
+                "is_technical": False,
+                "updated_at": at,
+                "ingested_on": pd.Timestamp("2026-01-02"),
+            }
+        )
+
+    writes = [
+        (frame([1, 2, 3], "online"), "update"),  # every key new
+        (frame([3, 4], "offline"), "ignore"),  # 3 is there: kept as stored
+        (frame([4, 5, 5], "offline"), "update"),  # 4 is there: replaced; 5 repeated: its last row
+    ]
+    outcomes = {}
+    for fresh in (False, True):
+        with engine.begin() as conn:
+            conn.execute(table.delete())
+        conflict_statements.clear()
+        counts, conflicts = [], []
+        with engine.begin() as conn:
+            for rows, on_conflict in writes:
+                before = len(conflict_statements)
+                counts.append(write_frame(conn, table, rows, on_conflict=on_conflict, fresh=fresh))
+                conflicts.append(len(conflict_statements) - before)
+        with engine.connect() as conn:
+            stored = conn.execute(select(table.c.customer_id, table.c.signup_channel).order_by("customer_id")).all()
+        outcomes[fresh] = (counts, [tuple(r) for r in stored])
+        if backend.name == "postgresql":  # SQLite checks a key the same way either way: one path
+            assert conflicts == ([0, 1, 1] if fresh else [1, 1, 1]), fresh
+    assert outcomes[True] == outcomes[False]
+    assert outcomes[True] == ([3, 1, 2], [(1, "online"), (2, "online"), (3, "online"), (4, "offline"), (5, "offline")])
+
+    if backend.name == "postgresql":  # a value the table refuses fails the same way on both paths
+        refused = {}
+        for fresh in (False, True):
+            with pytest.raises(Exception) as raised, engine.begin() as conn:
+                write_frame(conn, table, frame([9], "x" * 65), on_conflict="update", fresh=fresh)
+            refused[fresh] = type(raised.value)
+        assert refused[True] is refused[False] and getattr(refused[True], "sqlstate", None) == "22001"
 
 
 def test_tables_a_load_grew_get_planner_statistics_and_small_growth_is_left_to_autovacuum(backend):
