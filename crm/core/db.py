@@ -185,7 +185,7 @@ def _write_postgresql(
 ) -> int:
     columns = list(frame.columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
-    data = _copy_csv(frame)
+    data = _copy_csv(frame)  # (text, the NULL marker it was written with)
     if on_conflict == "error":
         _copy(conn, table.name, quoted, data)
         return len(frame)
@@ -205,15 +205,17 @@ def _write_postgresql(
     return max(result.rowcount, 0)
 
 
-def _copy(conn: Connection, table_name: str, quoted: str, data: str | bytes) -> None:
+def _copy(conn: Connection, table_name: str, quoted: str, data: tuple[str | bytes, str]) -> None:
+    text_, null = data
+    options = "FORMAT csv" + (f", NULL '{null}'" if null else "")
     with (
         conn.connection.driver_connection.cursor() as cursor,
-        cursor.copy(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH (FORMAT csv)') as copy,
+        cursor.copy(f'COPY "{table_name}" ({quoted}) FROM STDIN WITH ({options})') as copy,
     ):
-        copy.write(data)
+        copy.write(text_)
 
 
-def _copied_fresh(conn: Connection, table_name: str, quoted: str, data: str | bytes) -> bool:
+def _copied_fresh(conn: Connection, table_name: str, quoted: str, data: tuple[str | bytes, str]) -> bool:
     """`COPY` the rows straight into the table from a savepoint; False (and nothing written) if it failed."""
     savepoint = conn.begin_nested()
     try:
@@ -226,14 +228,24 @@ def _copied_fresh(conn: Connection, table_name: str, quoted: str, data: str | by
     return True
 
 
-def _copy_csv(frame: pd.DataFrame) -> str | bytes:
-    """The rows of `frame` as `COPY ... (FORMAT csv)` reads them: by Arrow's writer when it can, else pandas'."""
+def _copy_csv(frame: pd.DataFrame) -> tuple[str | bytes, str]:
+    """The rows of `frame` as `COPY ... (FORMAT csv)` reads them, and the NULL marker to tell COPY.
+
+    Arrow's writer when it can (nulls unquoted and empty, empty text quoted: COPY's defaults);
+    else pandas', which writes empty text unquoted too, so its nulls get a marker that no text
+    value of the frame equals (an empty string stays an empty string, as on SQLite).
+    """
     arrow = _arrow_csv(frame)
     if arrow is not None:
-        return arrow
+        return arrow, ""
+    texts: set = set()
+    for name in frame.columns:
+        if frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype):
+            texts.update(v for v in frame[name].dropna().unique() if isinstance(v, str))
+    marker = next(m for m in (f"\\N{i}" if i else "\\N" for i in itertools.count()) if m not in texts)
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
-    return buffer.getvalue()
+    frame.to_csv(buffer, index=False, header=False, na_rep=marker, date_format="%Y-%m-%d %H:%M:%S.%f")
+    return buffer.getvalue(), marker
 
 
 # Years 1000-9999 in microseconds: Arrow's text and pandas' `%Y-%m-%d %H:%M:%S.%f` agree on them.
@@ -247,7 +259,7 @@ def _arrow_csv(frame: pd.DataFrame) -> bytes | None:
     """`frame` as CSV by Arrow's C++ writer (pandas' `to_csv` is the dearest part of a PostgreSQL load), or None.
 
     Only for columns PostgreSQL reads the same from both writers: integers, booleans, timestamps of
-    four-digit years, and text that is never empty (pandas writes "" unquoted, which COPY reads as NULL).
+    four-digit years, and text (an empty string quoted, a null unquoted and empty, as COPY reads them).
     """
     columns = {}
     for name in frame.columns:
@@ -267,10 +279,7 @@ def _arrow_csv(frame: pd.DataFrame) -> bytes | None:
         elif isinstance(dtype, pd.StringDtype) or (
             pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
         ):
-            text = pa.array(series.to_numpy(object), type=pa.string(), from_pandas=True)
-            if pc.any(pc.equal(text, "")).as_py():
-                return None
-            columns[name] = text
+            columns[name] = pa.array(series.to_numpy(object), type=pa.string(), from_pandas=True)
         else:
             return None
     sink = io.BytesIO()

@@ -242,3 +242,24 @@ def test_tables_a_load_grew_get_planner_statistics_and_small_growth_is_left_to_a
     assert "stg_customers" not in refresh_statistics(engine, load(1_001, 50))  # 5% more: autovacuum's business
     assert "stg_customers" in refresh_statistics(engine, load(2_000, 200))  # 20% more: measured again
     assert measured() == 1_250
+
+
+def test_empty_text_stays_empty_and_null_stays_null_on_both_engines_whichever_csv_writer_copies_it(backend):
+    from sqlalchemy import Column, Float, Integer, MetaData, String, Table
+
+    engine = make_engine(backend.warehouse_url)
+    table = Table(
+        "_text_probe", MetaData(), Column("id", Integer, primary_key=True), Column("s", String(20)), Column("f", Float)
+    )
+    texts = ["", None, "x", "\\N", "a,b"]
+    arrow = pd.DataFrame({"id": range(1, 6), "s": texts})  # Arrow's writer
+    fallback = arrow.assign(f=[0.5, None, 1.0, 2.0, 3.0])  # a float column: pandas' writer, with a NULL marker
+    with engine.begin() as conn:
+        table.create(conn)
+        for frame in (arrow, fallback):
+            for mode in ("error", "update"):
+                conn.execute(table.delete())
+                write_frame(conn, table, frame, on_conflict=mode)
+                stored = dict(conn.execute(select(table.c.id, table.c.s).order_by(table.c.id)).all())
+                assert stored == dict(zip(range(1, 6), texts, strict=True)), (list(frame.columns), mode)
+        table.drop(conn)
