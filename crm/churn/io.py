@@ -13,7 +13,7 @@ from crm.churn import queries
 from crm.churn.config import ChurnConfig
 from crm.churn.features import DATA_KINDS, TIME_COLUMNS, Frames, features_from_aggregates, measures
 from crm.core.dates import end_of
-from crm.core.db import id_chunks, temporary_table, write_frame
+from crm.core.db import analyze, id_chunks, temporary_table, write_frame
 from models.churn import churn_scores
 
 EVENT_KINDS = ("app_events", "message_events")
@@ -114,8 +114,7 @@ def _eligible(conn: Connection, as_of: date, config: ChurnConfig, lo: int | None
         return
     table = temporary_table(conn, "_churn_eligible", Column("customer_id", BigInteger, primary_key=True))
     conn.execute(insert(table).from_select(["customer_id"], queries.eligible_customers(as_of, config, lo, hi)))
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f'ANALYZE "{table.name}"')  # no statistics otherwise: the planner would guess
+    analyze(conn, table.name)  # no statistics otherwise: the planner would guess
     yield select(table.c.customer_id)
     # After an error the table stays with the connection (its name is unique; PostgreSQL's rollback drops it):
     # dropping it in a failed PostgreSQL transaction would hide the error.

@@ -242,7 +242,10 @@ def _copy_csv(frame: pd.DataFrame) -> tuple[str | bytes, str]:
     for name in frame.columns:
         if frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype):
             texts.update(v for v in frame[name].dropna().unique() if isinstance(v, str))
-    marker = next(m for m in (f"\\N{i}" if i else "\\N" for i in itertools.count()) if m not in texts)
+    marker, n = "\\N", 0
+    while marker in texts:
+        n += 1
+        marker = f"\\N{n}"
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False, header=False, na_rep=marker, date_format="%Y-%m-%d %H:%M:%S.%f")
     return buffer.getvalue(), marker
@@ -418,6 +421,12 @@ def temporary_table(conn: Connection, prefix: str, *columns: Column) -> Table:
     return table
 
 
+def analyze(conn: Connection, table_name: str) -> None:
+    """PostgreSQL: measure a table for the planner (a temporary table has no statistics until then). SQLite: nothing."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f'ANALYZE "{table_name}"')
+
+
 # The share of a table's rows written since the planner last looked that makes it look again
 # (PostgreSQL's autovacuum_analyze_scale_factor; autovacuum does it too, but only a minute or more later).
 STATISTICS_SHARE = 0.1
@@ -435,7 +444,7 @@ def refresh_statistics(engine: Engine, written: Mapping[str, int], share: float 
     names = [name for name, rows in written.items() if rows > 0]
     if not names:
         return []
-    with engine.connect() as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         # reltuples is -1 until the first ANALYZE (PostgreSQL 14+), 0 for a table measured empty.
         measured = dict(
             conn.execute(
@@ -443,8 +452,7 @@ def refresh_statistics(engine: Engine, written: Mapping[str, int], share: float 
                 {"names": names},
             ).all()
         )
-    stale = [n for n in names if n in measured and (measured[n] <= 0 or written[n] > share * measured[n])]
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        stale = [n for n in names if n in measured and (measured[n] <= 0 or written[n] > share * measured[n])]
         for name in stale:
-            conn.exec_driver_sql(f'ANALYZE "{name}"')
+            analyze(conn, name)
     return stale

@@ -179,7 +179,7 @@ def day_events(
                 {
                     "customer_id": joiners["customer_id"].to_numpy(),
                     "event": np.where(
-                        joiners.get("enrolled", pd.Series(False, index=joiners.index)).astype(bool).to_numpy(),
+                        joiners["enrolled"].astype(bool).to_numpy(),
                         str(LoyaltyEvent.ENROLLED),
                         str(LoyaltyEvent.JOINED),
                     ),

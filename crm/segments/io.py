@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from crm.core.db import refresh_statistics, sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
+from crm.core.db import analyze, refresh_statistics, sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -95,12 +95,6 @@ def _frames(conn: Connection, stmt: Select, chunk_rows: int) -> Iterator[pd.Data
 
 def _id_table(conn: Connection) -> Table:
     return temporary_table(conn, "_segment_ids", Column("customer_id", BigInteger, primary_key=True))
-
-
-def _analyze(conn: Connection, table: Table) -> None:
-    """Give PostgreSQL's planner the size of a filled temporary table (it has no statistics otherwise)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f'ANALYZE "{table.name}"')
 
 
 def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, table: Table | None = None) -> pd.DataFrame:
@@ -192,7 +186,7 @@ def _apply(
             # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
             conn.execute(delete(moved))
             write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
-            _analyze(conn, moved)
+            analyze(conn, moved.name)
             current = _stored_memberships(conn, candidates, None, moved)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
             # Intervals opened today and the day's events are new rows (a computed day is never computed
@@ -237,7 +231,7 @@ def _incremental(
     ids = _id_table(conn)
     recompute = customers_to_recompute(as_of).subquery("recompute")
     conn.execute(insert(ids).from_select(["customer_id"], select(recompute.c.customer_id)))
-    _analyze(conn, ids)
+    analyze(conn, ids.name)
     stmt = aggregate_statement(as_of, config.rfm.window_days, ids).order_by("customer_id")
     events = [_apply(conn, as_of, config, _typed(_frames(conn, stmt, chunk_rows)), run, ids)]
 
@@ -248,7 +242,7 @@ def _incremental(
     if len(touched):
         conn.execute(delete(ids))
         write_frame(conn, ids, pd.DataFrame({"customer_id": touched}), on_conflict="error")
-        _analyze(conn, ids)
+        analyze(conn, ids.name)
         stored = typed_aggregates(_read(conn, stored_aggregates(ids)))
         agg = add_fact_deltas(stored, deltas["messages"], deltas["logins"], deltas["interest"])
         events.append(_apply(conn, as_of, config, [agg], run, ids))

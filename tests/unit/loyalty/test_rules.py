@@ -321,7 +321,7 @@ def test_events_for_campaigns_one_per_member_and_kind():
     changes = pd.DataFrame(
         {"customer_id": [2, 3], "old": ["bronze", None], "tier": ["silver", "bronze"], "rule": ["", ""]}
     )
-    joiners = pd.DataFrame({"customer_id": [3], "signup_channel": ["offline"], "welcome": [True]})
+    joiners = pd.DataFrame({"customer_id": [3], "signup_channel": ["offline"], "welcome": [True], "enrolled": [False]})
     expiring = pd.DataFrame(
         {"customer_id": [1, 1, 4], "expires_on": [day(30), day(30), day(30)], "remaining_minor": [10, 5, 0]}
     )
