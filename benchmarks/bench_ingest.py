@@ -225,7 +225,16 @@ def fresh_workdir(workdir: Path, backend: str, customers: int, prefix: str) -> t
     work = workdir / f"{backend}-{customers}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    env = dict(
+    env = work_env(work)
+    if backend == "postgresql":
+        env["CRM_WAREHOUSE_URL"] = postgres_database(f"{prefix}_wh_{customers}")
+        env["CRM_SOURCE_URL"] = postgres_database(f"{prefix}_src_{customers}")
+    return work, env
+
+
+def work_env(work: Path) -> dict:
+    """The child processes' environment for the work folder `work` (warehouse and source on SQLite there)."""
+    return dict(
         os.environ,
         CRM_HOME=str(work),
         CRM_LANDING_URL=str(work / "landing"),
@@ -234,10 +243,6 @@ def fresh_workdir(workdir: Path, backend: str, customers: int, prefix: str) -> t
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_LOGGING_LEVEL="WARNING",
     )
-    if backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(f"{prefix}_wh_{customers}")
-        env["CRM_SOURCE_URL"] = postgres_database(f"{prefix}_src_{customers}")
-    return work, env
 
 
 def postgres_database(name: str) -> str:

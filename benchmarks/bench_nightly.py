@@ -8,18 +8,23 @@ spent inside task functions). Run by hand, not in CI:
     python benchmarks/bench_nightly.py --customers 100000 --days 120 --backend sqlite
     python benchmarks/bench_nightly.py --customers 1000000 --days 120 --backend postgresql
 (120 days: the churn model needs its 60-day horizon and history before the first snapshot.)
+At 1M the preparation (simulation, catch-up night, first model) takes most of an hour: `--prepare-only`
+stops after it and keeps a snapshot (the work folder copied, the PostgreSQL warehouse as a template
+database); `--reuse` restores that snapshot and times the night alone, as often as wanted.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from datetime import date, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.bench_ingest import SIMULATE, fresh_workdir, run_stage
+from benchmarks.bench_ingest import SIMULATE, fresh_workdir, run_stage, work_env
+from benchmarks.bench_segments import PG_ADMIN_BASE, postgres_database
 
 NIGHT = """
 import asyncio, json, sys, threading, time
@@ -102,19 +107,43 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/crm-bench-nightly"))
+    parser.add_argument("--prepare-only", action="store_true", help="stop after the first model (and its snapshot)")
+    parser.add_argument("--reuse", action="store_true", help="restore the snapshot of --prepare-only, time the night")
     args = parser.parse_args()
 
-    _, env = fresh_workdir(args.workdir, args.backend, args.customers, "crm_bench_night")
-
-    results = [run_stage("simulate", SIMULATE, [str(args.customers), str(args.days)], env)]
-    last_day = date.fromisoformat(results[0]["result"]["last_day"])
-    before = (last_day - timedelta(days=1)).isoformat()
-    results.append(run_stage("nightly catch-up", NIGHT, [before, "{}"], env))
-    results.append(run_stage("train churn model", TRAIN, [before], env))
-    results.append(run_stage("nightly", NIGHT, [last_day.isoformat(), "{}"], env))
+    work = args.workdir / f"{args.backend}-{args.customers}"
+    prepared = work.with_name(work.name + "-prepared")
+    wh, snap = f"crm_bench_night_wh_{args.customers}", f"crm_bench_night_snap_{args.customers}"
+    results = []
+    if args.reuse:
+        if not prepared.exists():
+            raise SystemExit(f"no prepared world in {prepared}: run with --prepare-only first")
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(prepared, work, symlinks=True)
+        env = work_env(work)
+        if args.backend == "postgresql":
+            env["CRM_WAREHOUSE_URL"] = postgres_database(wh, template=snap)
+            env["CRM_SOURCE_URL"] = PG_ADMIN_BASE() + f"/crm_bench_night_src_{args.customers}"
+        last_day = date.fromisoformat((work / "last_day.txt").read_text().strip())
+    else:
+        _, env = fresh_workdir(args.workdir, args.backend, args.customers, "crm_bench_night")
+        results.append(run_stage("simulate", SIMULATE, [str(args.customers), str(args.days)], env))
+        last_day = date.fromisoformat(results[0]["result"]["last_day"])
+        (work / "last_day.txt").write_text(last_day.isoformat())
+        before = (last_day - timedelta(days=1)).isoformat()
+        results.append(run_stage("nightly catch-up", NIGHT, [before, "{}"], env))
+        results.append(run_stage("train churn model", TRAIN, [before], env))
+        if args.prepare_only:
+            shutil.rmtree(prepared, ignore_errors=True)
+            shutil.copytree(work, prepared, symlinks=True)
+            if args.backend == "postgresql":
+                postgres_database(snap, template=wh)
+    if not args.prepare_only:
+        results.append(run_stage("nightly", NIGHT, [last_day.isoformat(), "{}"], env))
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    (out / f"nightly-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))
+    label = "prepare" if args.prepare_only else "reuse" if args.reuse else "full"
+    (out / f"nightly-{args.backend}-{args.customers}-{label}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
