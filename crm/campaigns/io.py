@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, insp
 from crm.campaigns import queries as q
 from crm.campaigns import rules
 from crm.campaigns.config import Campaign, CampaignsConfig, load_campaigns, load_campaigns_config
-from crm.campaigns.states import Conversion, Decision, ExitReason, Group, Trigger
+from crm.campaigns.states import Conversion, Decision, ExitReason, Trigger
 from crm.campaigns.uplift import attribute_last_click, estimate_uplift, experiment_table
 from crm.core.contracts import CHANNELS, ApplicationStatus, Channel
 from crm.core.dates import end_of
@@ -625,30 +625,23 @@ def read_entries(conn: Connection, campaign_ids: Sequence[str] | None = None) ->
 
 def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
     """Per campaign and step, the days from `start` to `end`: entered, in control, skipped by reason, planned per
-    channel, then sent / delivered / opened / clicked (the outbox), spend, and the entries that converted."""
-    decisions = read_decisions(conn, start, end)
+    channel, then sent / delivered / opened / clicked (the outbox), spend, and the entries that converted.
+
+    Counted in the warehouse: a month of decisions is millions of rows at 1M customers."""
     funnel = read_funnel(conn, start, end)
-    entries = read_entries(conn)
     rows: dict[tuple[str, int], dict] = {}
 
     def row(campaign_id: str, step: int) -> dict:
         return rows.setdefault((campaign_id, int(step)), {"campaign_id": campaign_id, "step": int(step)})
 
-    if not decisions.empty:
-        first = decisions[decisions["touch"] == 0]
-        for (c, s), part in first.groupby(["campaign_id", "step"]):
-            keys = part.drop_duplicates(["customer_id", "wave"])
-            r = row(c, s)
-            r["entered"] = len(keys)
-            r["control"] = int((keys["group"] == Group.CONTROL.value).sum())
-        for (c, s, reason), part in decisions[decisions["decision"] == Decision.SKIPPED.value].groupby(
-            ["campaign_id", "step", "reason"]
-        ):
-            row(c, s)[f"skipped_{reason}"] = len(part)
-        for (c, s, ch), part in decisions[decisions["decision"] == Decision.PLANNED.value].groupby(
-            ["campaign_id", "step", "channel"]
-        ):
-            row(c, s)[f"planned_{ch}"] = len(part)
+    for campaign_id, step, entered, control in conn.execute(q.step_entries(start, end)):
+        row(campaign_id, step).update(entered=int(entered), control=int(control or 0))
+    for decision, column, prefix in (
+        (Decision.SKIPPED, "reason", "skipped"),
+        (Decision.PLANNED, "channel", "planned"),
+    ):
+        for campaign_id, step, value, n in conn.execute(q.decisions_by(start, end, decision, column)):
+            row(campaign_id, step)[f"{prefix}_{value}"] = int(n)
     if not funnel.empty:
         funnel = funnel.assign(campaign_step=rules.campaign_step(funnel["step"]))
         for (c, s), part in funnel.groupby(["campaign_id", "campaign_step"]):
@@ -657,16 +650,8 @@ def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
                 r[column] = int(part[column].sum())
             for ch, spent in part.groupby("channel")["cost_minor"].sum().items():
                 r[f"spend_{ch}"] = int(spent)
-    if not entries.empty:
-        entries["exited_on"] = pd.to_datetime(entries["exited_on"])
-        converted = entries[
-            (entries["exit_reason"] == ExitReason.CONVERTED.value)
-            & (entries["exited_on"] >= pd.Timestamp(start))
-            & (entries["exited_on"] <= pd.Timestamp(end))
-            & (entries["group"] == Group.TREATMENT.value)
-        ]
-        for c, part in converted.groupby("campaign_id"):
-            row(c, 1)["converted"] = len(part)  # a conversion ends the chain: counted on the first step's line
+    for campaign_id, converted in conn.execute(q.converted_entries(start, end)):
+        row(campaign_id, 1)["converted"] = int(converted)  # a conversion ends the chain: on the first step's line
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         return frame
@@ -677,12 +662,10 @@ def campaign_funnel(conn: Connection, start: date, end: date) -> pd.DataFrame:
 
 def sms_saving(conn: Connection, start: date, end: date, sms_price: int) -> dict:
     """The cascade's SMS against an SMS to everyone reachable by SMS (treated customers of each due step)."""
-    d = read_decisions(conn, start, end)
-    if d.empty:
+    baseline = int(conn.execute(q.sms_baseline(start, end)).scalar() or 0)
+    cascade = int(conn.execute(q.sms_planned(start, end, Channel.SMS.value)).scalar() or 0)
+    if baseline == 0 and cascade == 0:
         return {"baseline_sms": 0, "cascade_sms": 0, "saved_sms": 0, "saved_minor": 0, "saving_share": None}
-    first = d[(d["touch"] == 0) & (d["group"] == Group.TREATMENT.value) & d["sms_reachable"].astype(bool)]
-    baseline = len(first.drop_duplicates(["as_of", "campaign_id", "customer_id", "wave", "step"]))
-    cascade = int(((d["channel"] == Channel.SMS.value) & (d["decision"] == Decision.PLANNED.value)).sum())
     saved = baseline - cascade
     return {
         "baseline_sms": baseline,
@@ -705,15 +688,10 @@ def uplift_table(
 ) -> pd.DataFrame:
     """Per campaign (step 0 = the whole campaign) and per step: treated versus control over entries whose window
     has started; conversions (any application, loan or purchase) and revenue (purchases and interest paid)."""
-    entries = read_entries(conn)
+    entries = read_frame(conn, q.entries_between(since, as_of))
     if entries.empty:
         return pd.DataFrame()
     entries["entered_on"] = pd.to_datetime(entries["entered_on"])
-    entries = entries[entries["entered_on"] < pd.Timestamp(as_of)]
-    if since is not None:
-        entries = entries[entries["entered_on"] >= pd.Timestamp(since)]
-    if entries.empty:
-        return pd.DataFrame()
     since = entries["entered_on"].min().date()
     ids = _ids(entries)
     events = _read_for(conn, q.conversions(as_of, list(Conversion), since), ids)
@@ -724,13 +702,13 @@ def uplift_table(
     )
     conversions = events[["customer_id", "at"]].assign(revenue_minor=0)
     rows = []
-    first_touch = read_decisions(conn, since, as_of)
+    first_touch = read_frame(conn, q.first_touches(since, as_of))
     for campaign_id, part in entries.groupby("campaign_id"):
         populations = [(0, part)]
         if not first_touch.empty:
-            mine = first_touch[(first_touch["campaign_id"] == campaign_id) & (first_touch["touch"] == 0)]
+            mine = first_touch[first_touch["campaign_id"] == campaign_id]
             for step, reached in mine.groupby("step"):
-                keys = reached[["customer_id", "wave", "as_of"]].drop_duplicates(["customer_id", "wave"])
+                keys = reached[["customer_id", "wave", "as_of"]]
                 pop = part.merge(keys, on=["customer_id", "wave"]).assign(
                     entered_on=lambda f: pd.to_datetime(f["as_of"])
                 )

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Select, and_, case, func, literal, or_, select, union_all
 
-from crm.campaigns.states import Conversion
+from crm.campaigns.states import Conversion, Decision, ExitReason, Group
 from crm.core.contracts import (
     AppEventType,
     ApplicationStatus,
@@ -21,7 +21,7 @@ from crm.core.dates import end_of, start_of
 from crm.ingest import rows_as_of
 from crm.segments import out_of_base_on
 from crm.sending import MessageState
-from models.campaigns import campaign_entries, purged_customers
+from models.campaigns import campaign_decisions, campaign_entries, purged_customers
 from models.sending import outbox
 
 
@@ -266,4 +266,95 @@ def clicks_until(as_of: date, since: date) -> Select:
     """Clicks on campaign messages from `since` to the end of `as_of` (outbox report times)."""
     return select(outbox.c.customer_id, outbox.c.clicked_at, outbox.c.campaign_id).where(
         outbox.c.clicked_at >= start_of(since), outbox.c.clicked_at < end_of(as_of)
+    )
+
+
+# --------------------------------------------------------------------------- reports' figures (counted in SQL)
+# The reports span weeks of decisions (millions of rows at 1M customers): they are counted in the
+# warehouse, never read row by row.
+
+
+def _decided(start: date, end: date):
+    d = campaign_decisions.c
+    return and_(d.as_of >= start, d.as_of <= end)
+
+
+def step_entries(start: date, end: date) -> Select:
+    """Per campaign and step, from `start` to `end`: customers (waves) whose first touch was decided, and those in control."""
+    d = campaign_decisions.c
+    firsts = (
+        select(
+            d.campaign_id,
+            d.step,
+            d.customer_id,
+            d.wave,
+            func.max(case((d.group == Group.CONTROL.value, 1), else_=0)).label("control"),
+        )
+        .where(_decided(start, end), d.touch == 0)
+        .group_by(d.campaign_id, d.step, d.customer_id, d.wave)
+        .subquery("firsts")
+    )
+    f = firsts.c
+    return select(f.campaign_id, f.step, func.count().label("entered"), func.sum(f.control).label("control")).group_by(
+        f.campaign_id, f.step
+    )
+
+
+def decisions_by(start: date, end: date, decision: Decision, column: str) -> Select:
+    """Per campaign, step and `column` (reason, channel): decisions of that kind from `start` to `end`."""
+    d = campaign_decisions.c
+    return (
+        select(d.campaign_id, d.step, d[column].label("value"), func.count().label("n"))
+        .where(_decided(start, end), d.decision == decision.value)
+        .group_by(d.campaign_id, d.step, d[column])
+    )
+
+
+def converted_entries(start: date, end: date) -> Select:
+    """Per campaign: treated entries that ended converted from `start` to `end`."""
+    e = campaign_entries.c
+    return (
+        select(e.campaign_id, func.count().label("converted"))
+        .where(
+            e.exit_reason == ExitReason.CONVERTED.value,
+            e.exited_on >= start,
+            e.exited_on <= end,
+            e.group == Group.TREATMENT.value,
+        )
+        .group_by(e.campaign_id)
+    )
+
+
+def sms_baseline(start: date, end: date) -> Select:
+    """Treated first touches of the days whose customer could get an SMS: the SMS-to-everyone baseline."""
+    d = campaign_decisions.c
+    touches = (
+        select(d.as_of, d.campaign_id, d.customer_id, d.wave, d.step)
+        .where(_decided(start, end), d.touch == 0, d.group == Group.TREATMENT.value, d.sms_reachable.is_(True))
+        .distinct()
+        .subquery("touches")
+    )
+    return select(func.count()).select_from(touches)
+
+
+def sms_planned(start: date, end: date, channel: str) -> Select:
+    """SMS the cascade planned from `start` to `end`."""
+    d = campaign_decisions.c
+    return select(func.count()).where(_decided(start, end), d.channel == channel, d.decision == Decision.PLANNED.value)
+
+
+def entries_between(since: date | None, before: date) -> Select:
+    """Entries entered from `since` (any day when None) to the day before `before`."""
+    e = campaign_entries.c
+    stmt = select(e.campaign_id, e.customer_id, e.wave, e.entered_on, e.group).where(e.entered_on < before)
+    return stmt if since is None else stmt.where(e.entered_on >= since)
+
+
+def first_touches(since: date, as_of: date) -> Select:
+    """Per campaign, step and entry (customer, wave): the first day a first touch was decided, from `since`."""
+    d = campaign_decisions.c
+    return (
+        select(d.campaign_id, d.step, d.customer_id, d.wave, func.min(d.as_of).label("as_of"))
+        .where(_decided(since, as_of), d.touch == 0)
+        .group_by(d.campaign_id, d.step, d.customer_id, d.wave)
     )

@@ -65,6 +65,8 @@ class SegmentRun:
     events: int = 0
     differences: int | None = None
     difference_examples: list[int] = field(default_factory=list)
+    baseline: bool = False  # the segments' first day: memberships written, no entries recorded
+    intervals: int = 0  # membership rows written (opened and closed)
 
 
 def last_computed_day(conn: Connection) -> date | None:
@@ -165,7 +167,8 @@ def _apply(
 ) -> pd.DataFrame:
     """Derive the customers of `aggregates` (typed frames), diff those whose memberships changed, write the changes.
 
-    Returns the events. `ids` holds the customers' ids (else their stored rows are found by id range).
+    Returns the events (none on a baseline run). `ids` holds the customers' ids (else their stored rows are
+    found by id range).
 
     Stored hashes spare the work where nothing moved: memberships are read and diffed only for
     customers whose membership hash changed, aggregate rows rewritten only when their inputs did.
@@ -194,10 +197,12 @@ def _apply(
             closing = intervals["valid_to"].notna().to_numpy()
             write_frame(conn, segment_memberships, intervals[closing], on_conflict="update")
             write_frame(conn, segment_memberships, intervals[~closing], on_conflict="error")
-            write_frame(conn, segment_events, events, on_conflict="error")
+            run.intervals += len(intervals)
             run.customers_changed += len(changed)
-            run.events += len(events)
-            events_parts.append(events)
+            if not run.baseline:
+                write_frame(conn, segment_events, events, on_conflict="error")
+                run.events += len(events)
+                events_parts.append(events)
         write_frame(conn, segment_aggregates, rows[inputs_moved], on_conflict="update")
         run.customers_computed += len(agg)
     moved.drop(conn)
@@ -349,6 +354,10 @@ def refresh_segments(
         else:
             if mode == RunMode.REWRITE:
                 _rewind(conn, as_of)
+            # The segments' first day (nothing stored before it, also when rewritten): everybody's memberships
+            # start there, but nobody *entered* a segment that day. No entries are recorded, or every campaign
+            # on "entered pre-churn today" would target the whole pre-churn base on the launch night.
+            run.baseline = last_computed_day(conn) is None
             if mode == RunMode.INCREMENTAL:
                 events = _incremental(conn, as_of, config, chunk_rows, run)
             else:
@@ -369,7 +378,7 @@ def refresh_segments(
     if mode in (RunMode.FULL, RunMode.REWRITE):
         # A first run writes every membership and aggregate: the next nights' lookups need the planner
         # to know it (an incremental night changes a few percent: autovacuum's business).
-        written = {t.name: run.events for t in (segment_memberships, segment_events)}
+        written = {segment_memberships.name: run.intervals, segment_events.name: run.events}
         refresh_statistics(engine, {**written, segment_aggregates.name: run.customers_computed})
     return run
 

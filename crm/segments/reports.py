@@ -109,6 +109,12 @@ def summary_markdown(run: dict, sizes: pd.DataFrame, matrix: pd.DataFrame, chart
         f"Mode **{mode}**: {run['customers_computed']:,} customers computed, {run['customers_changed']:,} changed, "
         f"{run['events']:,} membership events."
     )
+    if run.get("baseline"):
+        lines += [
+            "",
+            "First day of segments: every membership starts here as the **baseline**; no entries are recorded "
+            "(nobody *entered* a segment today), so campaigns triggered by a segment entry start tomorrow.",
+        ]
     if mode == RunMode.RECHECK:
         lines += [
             "",
