@@ -391,7 +391,9 @@ def _read_copy(conn: Connection, stmt: Select, kinds: list[str]) -> pd.DataFrame
     if any(b.type.dialect_impl(dialect).bind_processor(dialect) is not None for b in compiled.binds.values()):
         return None
     params = compiled.params
-    sql = compiled.string if params else compiled.string.replace("%%", "%")  # psycopg merges (unescapes) with params only
+    sql = (
+        compiled.string if params else compiled.string.replace("%%", "%")
+    )  # psycopg merges (unescapes) with params only
     names = list(stmt.selected_columns.keys())
     positional = [f"c{i}" for i in range(len(names))]
     options = pa_csv.ConvertOptions(

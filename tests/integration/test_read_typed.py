@@ -65,8 +65,12 @@ def _expected() -> pd.DataFrame:
             "big": pd.array(columns[1], dtype="Int64"),
             "flag": pd.array(columns[2], dtype="boolean"),
             "ratio": np.array([np.nan if v is None else v for v in columns[3]], dtype="float64"),
-            "day": np.array([np.datetime64(v) if v else np.datetime64("NaT") for v in columns[4]], dtype="datetime64[s]"),
-            "at": np.array([np.datetime64(v) if v else np.datetime64("NaT") for v in columns[5]], dtype="datetime64[us]"),
+            "day": np.array(
+                [np.datetime64(v) if v else np.datetime64("NaT") for v in columns[4]], dtype="datetime64[s]"
+            ),
+            "at": np.array(
+                [np.datetime64(v) if v else np.datetime64("NaT") for v in columns[5]], dtype="datetime64[us]"
+            ),
             "label": pd.Series(columns[6], dtype=object),
             "note": pd.Series(columns[7], dtype=object),
         }
