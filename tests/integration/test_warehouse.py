@@ -282,5 +282,5 @@ def test_segment_memberships_has_only_its_key_and_postgresql_leaves_room_for_in_
                     )
                 ).all()
             )
-        # Closing an interval and rewriting an aggregate row stay in their page (HOT: no index entry).
-        assert options == {"segment_memberships": ["fillfactor=90"], "segment_aggregates": ["fillfactor=90"]}
+        # Closing an interval stays in its page (HOT: no new primary key entry); aggregates stay packed.
+        assert options == {"segment_memberships": ["fillfactor=90"], "segment_aggregates": None}
