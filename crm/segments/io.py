@@ -24,7 +24,15 @@ from sqlalchemy import (
     update,
 )
 
-from crm.core.db import analyze, refresh_statistics, sqlite_table_hint, temporary_table, with_sqlite_hint, write_frame
+from crm.core.db import (
+    analyze,
+    read_typed,
+    refresh_statistics,
+    sqlite_table_hint,
+    temporary_table,
+    with_sqlite_hint,
+    write_frame,
+)
 from crm.core.gate import read_send_gate
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
@@ -113,12 +121,9 @@ def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, tabl
         stmt = sqlite_table_hint(stmt, segment_memberships.name, f"INDEXED BY {primary_key}")
     elif len(ids):
         stmt = stmt.where(m.customer_id >= int(ids.min()), m.customer_id <= int(ids.max()))
-    columns = ["customer_id", "kind", "segment", "valid_from", "rule"]
-    rows = conn.execute(with_sqlite_hint(conn, stmt)).all()
-    # Column by column: a frame built from Row objects probes each row's attributes (10x slower).
-    values = list(zip(*rows, strict=False)) if rows else [()] * len(columns)
-    frame = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values, strict=False)})
-    frame["customer_id"] = frame["customer_id"].astype("int64")
+    # Typed by column (COPY and Arrow on PostgreSQL): no Python object per value.
+    frame = read_typed(conn, with_sqlite_hint(conn, stmt))
+    frame["customer_id"] = frame["customer_id"].to_numpy("int64")
     return frame[frame["customer_id"].isin(ids)]
 
 
@@ -146,13 +151,12 @@ def _stored_hashes(conn: Connection, ids: np.ndarray, table: Table | None) -> pd
         stmt = stmt.where(g.customer_id.in_(select(table.c.customer_id)))
     else:
         stmt = stmt.where(g.customer_id >= int(ids.min()), g.customer_id <= int(ids.max()))
-    rows = conn.execute(stmt).all()
-    values = list(zip(*rows, strict=False)) if rows else [(), (), ()]
+    frame = read_typed(conn, stmt)
     return pd.DataFrame(
         {
-            "customer_id": np.asarray(values[0], dtype="int64"),
-            "stored_inputs": np.asarray(values[1], dtype="int64"),
-            "stored_segments": np.asarray(values[2], dtype="int64"),
+            "customer_id": frame["customer_id"].to_numpy("int64"),
+            "stored_inputs": frame["inputs_hash"].to_numpy("int64"),
+            "stored_segments": frame["segments_hash"].to_numpy("int64"),
         }
     )
 
@@ -215,12 +219,8 @@ def _typed(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 def _read(conn: Connection, stmt: Select) -> pd.DataFrame:
-    """A (small) statement's rows as a frame of object columns, built column by column."""
-    result = conn.execute(with_sqlite_hint(conn, stmt))
-    columns = list(result.keys())
-    rows = result.all()
-    values = list(zip(*rows, strict=False)) if rows else [()] * len(columns)
-    return pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values, strict=False)})
+    """A (small) statement's rows as a typed frame (COPY and Arrow on PostgreSQL)."""
+    return read_typed(conn, with_sqlite_hint(conn, stmt))
 
 
 def _incremental(
@@ -238,7 +238,10 @@ def _incremental(
     conn.execute(insert(ids).from_select(["customer_id"], select(recompute.c.customer_id)))
     analyze(conn, ids.name)
     stmt = aggregate_statement(as_of, config.rfm.window_days, ids).order_by("customer_id")
-    events = [_apply(conn, as_of, config, _typed(_frames(conn, stmt, chunk_rows)), run, ids)]
+    recomputing = conn.execute(select(func.count()).select_from(ids)).scalar_one()
+    # A night's customers fit a chunk: read at once, typed (COPY and Arrow on PostgreSQL); more stream in chunks.
+    frames = [_read(conn, stmt)] if recomputing <= chunk_rows else _frames(conn, stmt, chunk_rows)
+    events = [_apply(conn, as_of, config, _typed(frames), run, ids)]
 
     deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, config.rfm.window_days).items()}
     touched = np.unique(np.concatenate([d["customer_id"].to_numpy("int64") for d in deltas.values()]))

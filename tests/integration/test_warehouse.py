@@ -263,3 +263,24 @@ def test_empty_text_stays_empty_and_null_stays_null_on_both_engines_whichever_cs
                 stored = dict(conn.execute(select(table.c.id, table.c.s).order_by(table.c.id)).all())
                 assert stored == dict(zip(range(1, 6), texts, strict=True)), (list(frame.columns), mode)
         table.drop(conn)
+
+
+def test_segment_memberships_has_only_its_key_and_postgresql_leaves_room_for_in_page_updates(backend):
+    from sqlalchemy import inspect
+
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    # No reader goes through (kind, segment, valid_from) or valid_to: every interval written paid for them.
+    assert inspect(engine).get_indexes("segment_memberships") == []
+    if backend.name == "postgresql":
+        with engine.connect() as conn:
+            options = dict(
+                conn.execute(
+                    text(
+                        "SELECT relname, reloptions FROM pg_class "
+                        "WHERE relname IN ('segment_memberships', 'segment_aggregates')"
+                    )
+                ).all()
+            )
+        # Closing an interval stays in its page (HOT: no new primary key entry); aggregates stay packed.
+        assert options == {"segment_memberships": ["fillfactor=90"], "segment_aggregates": None}
