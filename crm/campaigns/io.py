@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, inspect, select, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, delete, insert, inspect, select, update
 
 from crm.campaigns import queries as q
 from crm.campaigns import rules
@@ -24,7 +24,7 @@ from crm.campaigns.states import Conversion, Decision, ExitReason, Trigger
 from crm.campaigns.uplift import attribute_last_click, estimate_uplift, experiment_table
 from crm.core.contracts import CHANNELS, ApplicationStatus, Channel
 from crm.core.dates import end_of
-from crm.core.db import read_frame, write_frame
+from crm.core.db import analyze, read_frame, temporary_table, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.core.storage import open_store
@@ -80,17 +80,19 @@ def _reflect(conn: Connection, name: str) -> Table:
 
 
 def _read_for(conn: Connection, stmt, customer_ids: np.ndarray) -> pd.DataFrame:
-    """`stmt` restricted to customers, in chunks of ids (bounded IN lists)."""
+    """`stmt` restricted to customers: an IN list for a few, a temporary table of ids joined once for many
+    (a night after a launch has hundreds of thousands of candidates: one query, not a hundred IN lists)."""
     sub = stmt.subquery()
-    ids = np.unique(customer_ids).tolist()
-    frames = [
-        read_frame(conn, select(sub).where(sub.c.customer_id.in_(ids[i : i + _IDS_PER_QUERY])))
-        for i in range(0, len(ids), _IDS_PER_QUERY)
-    ]
-    frames = [f for f in frames if not f.empty]
-    if not frames:
-        return read_frame(conn, select(sub).where(sub.c.customer_id.in_([])))
-    return pd.concat(frames, ignore_index=True)
+    ids = np.unique(customer_ids)
+    if len(ids) <= _IDS_PER_QUERY:
+        return read_frame(conn, select(sub).where(sub.c.customer_id.in_(ids.tolist())))
+    table = temporary_table(conn, "_campaign_ids", Column("customer_id", BigInteger, primary_key=True))
+    try:
+        write_frame(conn, table, pd.DataFrame({"customer_id": ids.astype("int64")}), on_conflict="error")
+        analyze(conn, table.name)
+        return read_frame(conn, select(sub).where(sub.c.customer_id.in_(select(table.c.customer_id))))
+    finally:
+        table.drop(conn)
 
 
 # --------------------------------------------------------------------------- audiences

@@ -88,3 +88,25 @@ def test_sms_saving_counts_treated_reachable_first_touches_against_the_cascades_
         "saving_share": 0.5,
     }
     assert nothing["baseline_sms"] == 0 and nothing["saving_share"] is None
+
+
+def test_many_customers_are_read_through_a_temporary_table_with_the_same_rows_as_in_lists(backend, monkeypatch):
+    from sqlalchemy import select
+
+    import crm.campaigns.io as campaigns_io
+
+    engine = warehouse_engine()
+    upgrade_warehouse(engine)
+    _load(engine)
+    wanted = [1, 2, 5, 5, 99]  # a repeated id and an unknown one
+    with engine.connect() as conn:
+        in_lists = campaigns_io._read_for(conn, select(campaign_entries), wanted)
+        monkeypatch.setattr(campaigns_io, "_IDS_PER_QUERY", 2)
+        joined = campaigns_io._read_for(conn, select(campaign_entries), wanted)
+        none = campaigns_io._read_for(conn, select(campaign_entries), [])
+    key = ["campaign_id", "customer_id", "wave"]
+    assert sorted(in_lists["customer_id"]) == [1, 2, 5]
+    pd.testing.assert_frame_equal(
+        joined.sort_values(key, ignore_index=True), in_lists.sort_values(key, ignore_index=True)
+    )
+    assert none.empty and list(none.columns) == list(in_lists.columns)

@@ -104,7 +104,19 @@ def test_rules_on_hand_built_rows_full_incremental_recheck_and_rewrite(backend):
             D0,
         )
         versions(conn, LOANS, [loan(10, 2, "repaid", at(repaid_on, 9), at(repaid_on, 9))], D0)
-    assert refresh_segments(engine, D0, CONFIG).mode == RunMode.FULL
+    first = refresh_segments(engine, D0, CONFIG)
+    # The first day is the baseline: memberships start there, nobody "entered" (no launch-night campaign blast).
+    assert (first.mode, first.baseline, first.events) == (RunMode.FULL, True, 0)
+    with engine.connect() as conn:
+        assert conn.execute(segment_changes(D0, "lifecycle_substate", "pre_churn")).all() == []
+        first_sizes = dict(
+            conn.execute(
+                select(segment_sizes.c.segment, segment_sizes.c.customers).where(
+                    segment_sizes.c.as_of == D0, segment_sizes.c.kind == "lifecycle_substate"
+                )
+            ).all()
+        )
+    assert first_sizes["pre_churn"] == 1
 
     # D0+1: customer 1 unsubscribes from e-mail at 15:00; the back end has not caught up (no new contact row).
     d1 = D0 + timedelta(days=1)
@@ -148,7 +160,8 @@ def test_rules_on_hand_built_rows_full_incremental_recheck_and_rewrite(backend):
     recheck = refresh_segments(engine, d1, CONFIG)
     assert (recheck.mode, recheck.differences) == (RunMode.RECHECK, 0)
     # Rewriting from D0+1 replays that day in full; the next day then continues incrementally.
-    assert refresh_segments(engine, d1, CONFIG, rewrite=True).mode == RunMode.REWRITE
+    rewritten = refresh_segments(engine, d1, CONFIG, rewrite=True)
+    assert (rewritten.mode, rewritten.baseline) == (RunMode.REWRITE, False) and rewritten.events > 0
     assert refresh_segments(engine, d2, CONFIG).mode == RunMode.INCREMENTAL
     with engine.connect() as conn:
         rows_after = conn.execute(select(func.count()).select_from(segment_memberships)).scalar()
@@ -163,6 +176,9 @@ def test_rules_on_hand_built_rows_full_incremental_recheck_and_rewrite(backend):
         versions(conn, CUSTOMER_CONTACTS, [contact(2, "push", False, at(d1, 8))], d2)
     recheck = refresh_segments(engine, d1, CONFIG)
     assert (recheck.mode, recheck.differences, recheck.difference_examples) == (RunMode.RECHECK, 1, [2])
+    # Rewriting the first day makes it the baseline again (what that night recorded: no entries).
+    again = refresh_segments(engine, D0, CONFIG, rewrite=True)
+    assert (again.mode, again.baseline, again.events) == (RunMode.REWRITE, True, 0)
 
 
 def test_a_changed_threshold_moves_customers_with_a_rule_that_names_it(backend):
