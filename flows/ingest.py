@@ -46,7 +46,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     set_aside = prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
     builds: list = []  # PostgreSQL: each loaded entity's indexes, built (one at a time) while the load goes on
 
-    def loaded(entity_name: str) -> None:
+    def build_indexes_of(entity_name: str) -> None:
         if set_aside:
             builds.append(build_entity_indexes.submit(entity_name))
 
@@ -55,7 +55,7 @@ def ingest(as_of: date | None = None, force: bool = False):
     counts: list[dict] = []
     for done, entity in enumerate(SOURCE_ENTITIES, start=1):
         counts.append(pull_source_table_task(entity.name, as_of))
-        loaded(entity.name)
+        build_indexes_of(entity.name)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     found = find_landing_files(as_of, return_state=True).result()  # its state is `Misplaced` when it found some
     counts.extend(found["misplaced"])
@@ -69,7 +69,7 @@ def ingest(as_of: date | None = None, force: bool = False):
             elif isinstance(rows, BaseException):
                 raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
             counts.extend(rows)
-            loaded(entity.name)
+            build_indexes_of(entity.name)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     wait(builds)  # a build that failed is left to `build_indexes`
     build_indexes()  # after an initial load, or one killed half way: no-op otherwise
