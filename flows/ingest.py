@@ -6,6 +6,7 @@ from datetime import date
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import wait
 from prefect.states import Failed
 
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
@@ -13,6 +14,7 @@ from crm.core.errors import Finding
 from tasks.common import check_preconditions, flow_failure, migrate_warehouse, resolve_as_of, run_name
 from tasks.ingest import (
     FilesRejected,
+    build_entity_indexes,
     build_indexes,
     find_landing_files,
     load_landing_files_task,
@@ -41,12 +43,19 @@ def ingest(as_of: date | None = None, force: bool = False):
     if checked.is_failed():
         return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
     migrate_warehouse(build_indexes=False)  # an unfinished initial load goes on without them
-    prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
+    set_aside = prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
+    builds: list = []  # PostgreSQL: each loaded entity's indexes, built (one at a time) while the load goes on
+
+    def build_indexes_of(entity_name: str) -> None:
+        if set_aside:
+            builds.append(build_entity_indexes.submit(entity_name))
+
     stages = len(SOURCE_ENTITIES) + len(LANDING_ENTITIES)
     progress = create_progress_artifact(progress=0.0, key="ingest-progress", description=f"Ingestion {as_of}")
     counts: list[dict] = []
     for done, entity in enumerate(SOURCE_ENTITIES, start=1):
         counts.append(pull_source_table_task(entity.name, as_of))
+        build_indexes_of(entity.name)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     found = find_landing_files(as_of, return_state=True).result()  # its state is `Misplaced` when it found some
     counts.extend(found["misplaced"])
@@ -60,7 +69,9 @@ def ingest(as_of: date | None = None, force: bool = False):
             elif isinstance(rows, BaseException):
                 raise rows  # the task itself broke (a bug, a server gone): the run fails with that error
             counts.extend(rows)
+            build_indexes_of(entity.name)
         update_progress_artifact(progress, progress=100.0 * done / stages)
+    wait(builds)  # a build that failed is left to `build_indexes`
     build_indexes()  # after an initial load, or one killed half way: no-op otherwise
     refresh_statistics_task(counts)  # PostgreSQL plans the next steps on measured tables, not empty ones
     report = publish_ingest_report(as_of, counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 
 import pandas as pd
@@ -19,8 +20,10 @@ from crm.ingest import (
     FINDING_STATUSES,
     SourceStatus,
     build_missing_indexes,
+    builds_indexes_alongside,
     counts_table,
     drop_secondary_indexes,
+    entity_tables,
     ingest_summary_markdown,
     ingest_totals,
     is_initial_load,
@@ -207,6 +210,29 @@ def prepare_initial_load() -> list[str]:
         "initial load of an empty warehouse: %d secondary indexes set aside, built once the rows are in", len(dropped)
     )
     return dropped
+
+
+_ONE_BUILD_AT_A_TIME = threading.Lock()
+
+
+@task(
+    name="build-entity-indexes",
+    task_run_name="build indexes of {entity_name}",
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=retry_transient,
+)
+def build_entity_indexes(entity_name: str) -> list[str]:
+    """PostgreSQL, during an initial load: build the indexes of an entity's tables once it is loaded, on a second
+    connection while the next entity loads (SQLite: nothing here, `build_indexes` builds them at the end)."""
+    engine = warehouse_engine()
+    if not builds_indexes_alongside(engine):
+        return []
+    with _ONE_BUILD_AT_A_TIME:  # the server's other core serves the load
+        built = build_missing_indexes(engine, tables=entity_tables(entity_name))
+    if built:
+        get_run_logger().info("built %d indexes of %s while the load goes on", len(built), entity_name)
+    return built
 
 
 @task(

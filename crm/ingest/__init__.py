@@ -2,7 +2,9 @@
 
 from crm.ingest.bulk import (
     build_missing_indexes,
+    builds_indexes_alongside,
     drop_secondary_indexes,
+    entity_tables,
     is_initial_load,
     loading_in_bulk,
     rows_written,
@@ -47,11 +49,13 @@ __all__ = [
     "SourceStatus",
     "ValidationResult",
     "build_missing_indexes",
+    "builds_indexes_alongside",
     "check_business_day",
     "classify_landing_key",
     "counts_table",
     "day_guard_refusal",
     "drop_secondary_indexes",
+    "entity_tables",
     "file_checksum",
     "ingest_summary_markdown",
     "ingest_totals",

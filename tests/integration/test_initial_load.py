@@ -1,21 +1,35 @@
 """The initial load's writes (issue 15, scale) on SQLite and PostgreSQL: rows copied straight into `stg_*` and
 `hist_*` while indexes are set aside give exactly the warehouse of the normal (conflict-handling) path, also when
-keys are there after all (a later day's changes, a key repeated across files)."""
+keys are there after all (a later day's changes, a key repeated across files); indexes built as each entity
+loads (on a second connection on PostgreSQL) give the warehouse of indexes built at the end, and a load killed
+after building some of them is finished, indexes included, by the next run."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 
 import pandas as pd
 from sqlalchemy import Engine, event, select
 
-from crm.core.contracts import ENTITIES
+from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES
+from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import make_engine
 from crm.core.storage import open_store
-from crm.ingest import drop_secondary_indexes, loading_in_bulk
+from crm.ingest import (
+    build_missing_indexes,
+    drop_secondary_indexes,
+    entity_tables,
+    list_landing_files,
+    load_landing_file,
+    loading_in_bulk,
+    pull_source_table,
+    secondary_indexes,
+)
+from crm.ingest.bulk import missing_indexes
 from models import source as src
 from models.ingest import history
 from models.warehouse import metadata
@@ -113,3 +127,79 @@ def test_a_landing_key_repeated_across_files_of_an_initial_load_is_a_duplicate_a
     assert outcomes[True] == outcomes[False]
     counts = outcomes[True][0].values()
     assert sum(c["rows_loaded"] for c in counts) == 3 and sum(c["rows_duplicate"] for c in counts) == 1
+
+
+def initial_load(engine: Engine, backend, day: date, *, alongside: bool) -> list[str]:
+    """An initial load of everything up to `day`, as the ingest flow runs it: indexes set aside, then built at
+    the end, or (`alongside`) each entity's as soon as it is loaded, on a second connection while the load goes
+    on (PostgreSQL) or at once (SQLite); returns the indexes built alongside."""
+    reset(engine)
+    upgrade_warehouse(engine)
+    assert drop_secondary_indexes(engine)
+    source = make_engine(backend.source_url)
+    zone = open_store(backend.landing_url)
+    built: list = []
+    with ThreadPoolExecutor(1) as pool:
+        for entity in SOURCE_ENTITIES:
+            pull_source_table(source, engine, entity, day)
+            if alongside:
+                built.append(pool.submit(build_missing_indexes, engine, entity_tables(entity.name)))
+        files, _ = list_landing_files(zone, day)
+        for entity in LANDING_ENTITIES:
+            for landing_file in (f for f in files if f.entity == entity):
+                load_landing_file(zone, engine, landing_file, day)
+            if alongside:
+                built.append(pool.submit(build_missing_indexes, engine, entity_tables(entity.name)))
+        early = [name for future in built for name in future.result()]
+    build_missing_indexes(engine)
+    assert missing_indexes(engine) == []
+    return early
+
+
+def test_indexes_built_as_each_entity_loads_give_the_warehouse_of_indexes_built_at_the_end(backend):
+    simulate_company(backend.source_url, backend.landing_url, customers=60, days=3, seed=5)
+    engine = make_engine(backend.warehouse_url)
+    day = START + timedelta(days=2)
+    initial_load(engine, backend, day, alongside=False)
+    expected = snapshot(engine)
+    early = initial_load(engine, backend, day, alongside=True)
+    assert sorted(early) == sorted(str(i.name) for i in secondary_indexes())  # every one built alongside
+    assert snapshot(engine) == expected
+
+
+def test_an_initial_load_killed_after_some_entities_indexes_were_built_is_finished_by_the_next_run(backend):
+    simulate_company(backend.source_url, backend.landing_url, customers=60, days=3, seed=5)
+    engine = make_engine(backend.warehouse_url)
+    day = START + timedelta(days=2)
+    initial_load(engine, backend, day, alongside=False)
+    expected = snapshot(engine)
+
+    # The load built the indexes of each entity it finished, then was killed while building the loans' and
+    # loading the payments: the build's transaction never committed.
+    reset(engine)
+    upgrade_warehouse(engine)
+    drop_secondary_indexes(engine)
+    source = make_engine(backend.source_url)
+    names = [e.name for e in SOURCE_ENTITIES]
+    finished = names[: names.index("loans")]
+    for name in finished:
+        pull_source_table(source, engine, ENTITIES[name], day)
+        build_missing_indexes(engine, tables=entity_tables(name))
+    pull_source_table(source, engine, ENTITIES["loans"], day)
+    loans_indexes = [i for i in missing_indexes(engine) if i.table.name in entity_tables("loans")]
+    assert loans_indexes
+    if backend.name == "postgresql":  # a build killed half way: its transaction rolls back (pysqlite commits DDL)
+        with engine.connect() as conn:
+            killed = conn.begin()
+            loans_indexes[0].create(conn)
+            killed.rollback()
+    pull_source_table(source, engine, ENTITIES["payments"], day, chunk_rows=5)  # half way through
+    left = {str(i.name) for i in missing_indexes(engine)}
+    assert {str(i.name) for i in loans_indexes} <= left
+    assert not {i.table.name for i in missing_indexes(engine)} & set().union(*map(entity_tables, finished))
+    assert loading_in_bulk(engine)  # the next run sees an unfinished initial load
+
+    ingest_days(day, day)  # the next run loads the rest as fast (its writes are bulk)...
+    assert set(build_missing_indexes(engine)) == left  # ...and builds exactly what is missing
+    assert missing_indexes(engine) == []
+    assert snapshot(engine) == expected
