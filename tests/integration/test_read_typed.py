@@ -123,10 +123,10 @@ def test_typed_read_binds_parameters_like_the_cursor_in_lists_dates_and_percent_
     assert percent_only["p"].tolist() == ["50%"]
 
 
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)  # the COPY path is PostgreSQL's
 def test_postgresql_reads_through_copy_and_arrow_and_the_cursor_gives_the_same_frame(probe, monkeypatch):
     engine, table = probe
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's")
+    assert engine.dialect.name == "postgresql"
     copied = []
     read_copy = db._read_copy
     monkeypatch.setattr(db, "_read_copy", lambda *a: copied.append(1) or read_copy(*a))
