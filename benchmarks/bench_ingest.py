@@ -257,13 +257,15 @@ def work_env(work: Path) -> dict:
     )
 
 
-def postgres_database(name: str) -> str:
+def postgres_database(name: str, template: str | None = None) -> str:
+    """A fresh database `name` (a copy of `template` when given: a snapshot kept by a benchmark); its URL."""
     from sqlalchemy import create_engine, text
 
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    admin.dispose()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_ingest import INGEST, PG_ADMIN, SIMULATE, run_stage
+from benchmarks.bench_ingest import INGEST, PG_ADMIN, SIMULATE, postgres_database, run_stage
 
 SEGMENTS = """
 import sys, json
@@ -197,18 +197,6 @@ def restore_sqlite_snapshot(work: Path) -> None:
 
 def PG_ADMIN_BASE() -> str:
     return PG_ADMIN.rsplit("/", 1)[0]
-
-
-def postgres_database(name: str, template: str | None = None) -> str:
-    """A fresh database `name` (a copy of `template` when given: the warehouse snapshot after the catch-up)."""
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-    admin.dispose()
-    return PG_ADMIN_BASE() + f"/{name}"
 
 
 if __name__ == "__main__":

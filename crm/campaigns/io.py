@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Connection, Engine, MetaData, Table, delete, insert, inspect, select, update
+from sqlalchemy import Connection, Engine, MetaData, Table, delete, insert, inspect, select, update
 
 from crm.campaigns import queries as q
 from crm.campaigns import rules
@@ -24,7 +24,7 @@ from crm.campaigns.states import Conversion, Decision, ExitReason, Trigger
 from crm.campaigns.uplift import attribute_last_click, estimate_uplift, experiment_table
 from crm.core.contracts import CHANNELS, ApplicationStatus, Channel
 from crm.core.dates import end_of
-from crm.core.db import analyze, read_frame, temporary_table, write_frame
+from crm.core.db import fill_ids, id_table, read_frame, write_frame
 from crm.core.gate import read_send_gate
 from crm.core.settings import get_settings
 from crm.core.storage import open_store
@@ -86,10 +86,9 @@ def _read_for(conn: Connection, stmt, customer_ids: np.ndarray) -> pd.DataFrame:
     ids = np.unique(customer_ids)
     if len(ids) <= _IDS_PER_QUERY:
         return read_frame(conn, select(sub).where(sub.c.customer_id.in_(ids.tolist())))
-    table = temporary_table(conn, "_campaign_ids", Column("customer_id", BigInteger, primary_key=True))
+    table = id_table(conn, "_campaign_ids")
     try:
-        write_frame(conn, table, pd.DataFrame({"customer_id": ids.astype("int64")}), on_conflict="error")
-        analyze(conn, table.name)
+        fill_ids(conn, table, ids)
         return read_frame(conn, select(sub).where(sub.c.customer_id.in_(select(table.c.customer_id))))
     finally:
         table.drop(conn)
@@ -666,8 +665,6 @@ def sms_saving(conn: Connection, start: date, end: date, sms_price: int) -> dict
     """The cascade's SMS against an SMS to everyone reachable by SMS (treated customers of each due step)."""
     baseline = int(conn.execute(q.sms_baseline(start, end)).scalar() or 0)
     cascade = int(conn.execute(q.sms_planned(start, end, Channel.SMS.value)).scalar() or 0)
-    if baseline == 0 and cascade == 0:
-        return {"baseline_sms": 0, "cascade_sms": 0, "saved_sms": 0, "saved_minor": 0, "saving_share": None}
     saved = baseline - cascade
     return {
         "baseline_sms": baseline,

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ColumnElement,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     text,
     tuple_,
 )
@@ -554,6 +556,19 @@ def temporary_table(conn: Connection, prefix: str, *columns: Column) -> Table:
     table = Table(f"{prefix}_{next(_temp_names)}", MetaData(), *columns, prefixes=["TEMPORARY"])
     table.create(conn)
     return table
+
+
+def id_table(conn: Connection, prefix: str) -> Table:
+    """A temporary table of customer ids (one row each) for a statement to join, instead of long IN lists."""
+    return temporary_table(conn, prefix, Column("customer_id", BigInteger, primary_key=True))
+
+
+def fill_ids(conn: Connection, table: Table, ids: Any) -> None:
+    """Put exactly the distinct `ids` in an `id_table`, and tell PostgreSQL's planner how many there are."""
+    conn.execute(delete(table))
+    frame = pd.DataFrame({"customer_id": pd.unique(np.asarray(ids, dtype="int64"))})
+    write_frame(conn, table, frame, on_conflict="error")
+    analyze(conn, table.name)
 
 
 def analyze(conn: Connection, table_name: str) -> None:

@@ -9,8 +9,6 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
     Engine,
     Select,
@@ -26,10 +24,11 @@ from sqlalchemy import (
 
 from crm.core.db import (
     analyze,
+    fill_ids,
+    id_table,
     read_typed,
     refresh_statistics,
     sqlite_table_hint,
-    temporary_table,
     with_sqlite_hint,
     write_frame,
 )
@@ -103,10 +102,6 @@ def _frames(conn: Connection, stmt: Select, chunk_rows: int) -> Iterator[pd.Data
         yield pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(columns, values, strict=False)})
 
 
-def _id_table(conn: Connection) -> Table:
-    return temporary_table(conn, "_segment_ids", Column("customer_id", BigInteger, primary_key=True))
-
-
 def _stored_memberships(conn: Connection, ids: np.ndarray, on: date | None, table: Table | None = None) -> pd.DataFrame:
     """Open memberships (or those valid on `on`) of the customers `ids` (looked up in `table`, else by id range)."""
     m = segment_memberships.c
@@ -178,7 +173,7 @@ def _apply(
     customers whose membership hash changed, aggregate rows rewritten only when their inputs did.
     """
     events_parts = []
-    moved = _id_table(conn)
+    moved = id_table(conn, "_segment_ids")
     for agg in aggregates:
         customer_ids = agg["customer_id"].to_numpy()
         long = memberships(derive_segments(agg, as_of, config), config)
@@ -191,9 +186,7 @@ def _apply(
         candidates = customer_ids[segments_moved]
         if len(candidates):
             # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
-            conn.execute(delete(moved))
-            write_frame(conn, moved, pd.DataFrame({"customer_id": candidates}), on_conflict="error")
-            analyze(conn, moved.name)
+            fill_ids(conn, moved, candidates)
             current = _stored_memberships(conn, candidates, None, moved)
             intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
             # Intervals opened today and the day's events are new rows (a computed day is never computed
@@ -233,7 +226,7 @@ def _incremental(
     (deliveries, reactions, logins, interest payments) get their stored aggregates plus the day's
     facts (`fact_deltas`), which is the same row without reading their history.
     """
-    ids = _id_table(conn)
+    ids = id_table(conn, "_segment_ids")
     recompute = customers_to_recompute(as_of).subquery("recompute")
     conn.execute(insert(ids).from_select(["customer_id"], select(recompute.c.customer_id)))
     analyze(conn, ids.name)
@@ -248,9 +241,7 @@ def _incremental(
     recomputed = np.asarray(conn.execute(select(ids.c.customer_id)).scalars().all(), dtype="int64")
     touched = touched[~np.isin(touched, recomputed)]
     if len(touched):
-        conn.execute(delete(ids))
-        write_frame(conn, ids, pd.DataFrame({"customer_id": touched}), on_conflict="error")
-        analyze(conn, ids.name)
+        fill_ids(conn, ids, touched)
         stored = typed_aggregates(_read(conn, stored_aggregates(ids)))
         agg = add_fact_deltas(stored, deltas["messages"], deltas["logins"], deltas["interest"])
         events.append(_apply(conn, as_of, config, [agg], run, ids))
