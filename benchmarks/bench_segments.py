@@ -37,7 +37,7 @@ config = load_segments_config()
 started = time.perf_counter()
 run = refresh_segments(engine, date.fromisoformat(sys.argv[1]), config, full=sys.argv[2] == "full")
 seconds = round(time.perf_counter() - started, 1)
-print(json.dumps({"refresh_s": seconds, "mode": run.mode.value, "computed": run.customers_computed, "changed": run.customers_changed, "events": run.events}))
+print(json.dumps({"refresh_s": seconds, "mode": run.mode.value, "computed": run.customers_computed, "aggregated": getattr(run, "customers_aggregated", None), "changed": run.customers_changed, "events": run.events}))
 """
 
 TABLES = (
@@ -124,6 +124,16 @@ def main() -> None:
         action="store_true",
         help="with --reuse: keep the previous run's Parquet export (the same simulated days, so the same rows)",
     )
+    parser.add_argument(
+        "--keep-night",
+        action="store_true",
+        help="keep a snapshot of the warehouse just before the last night's segments (for --night-only)",
+    )
+    parser.add_argument(
+        "--night-only",
+        action="store_true",
+        help="restore the --keep-night snapshot and time the last night alone (then DuckDB on the kept Parquet)",
+    )
     args = parser.parse_args()
 
     work = args.workdir / f"{args.backend}-{args.customers}"
@@ -131,8 +141,12 @@ def main() -> None:
         os.environ, CRM_HOME=str(work), CRM_LANDING_URL=str(work / "landing"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
     )
     wh, snap = f"crm_bench_seg_wh_{args.customers}", f"crm_bench_seg_snap_{args.customers}"
+    night = f"crm_bench_seg_night_{args.customers}"
+    if args.night_only:
+        args.reuse = args.reuse_parquet = True
     if args.backend == "postgresql":
-        env["CRM_WAREHOUSE_URL"] = postgres_database(wh, template=snap if args.reuse else None)
+        template = night if args.night_only else snap if args.reuse else None
+        env["CRM_WAREHOUSE_URL"] = postgres_database(wh, template=template)
         src = f"crm_bench_seg_src_{args.customers}"
         reuse = args.reuse_source or args.reuse
         env["CRM_SOURCE_URL"] = PG_ADMIN_BASE() + f"/{src}" if reuse else postgres_database(src)
@@ -140,7 +154,7 @@ def main() -> None:
     state_file = work / "last_day.txt"
     if args.reuse:
         if args.backend == "sqlite":
-            restore_sqlite_snapshot(work)
+            restore_sqlite_snapshot(work, "warehouse-night" if args.night_only else "warehouse-snapshot")
     elif not args.reuse_source:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -160,13 +174,19 @@ def main() -> None:
             postgres_database(snap, template=wh)
     if args.prepare_only:
         return
-    results.append(run_stage(f"segments full {first} (first run)", SEGMENTS, [first.isoformat(), "full"], env))
-    results.append(run_stage(f"ingest {second}", INGEST, [second.isoformat()], env))
-    if args.skip_full_day:  # the middle night incremental too: the full recompute is then the first run's
-        results.append(run_stage(f"segments incremental {second}", SEGMENTS, [second.isoformat(), "auto"], env))
-    else:
-        results.append(run_stage(f"segments --full {second}", SEGMENTS, [second.isoformat(), "full"], env))
-    results.append(run_stage(f"ingest {last}", INGEST, [last.isoformat()], env))
+    if not args.night_only:
+        results.append(run_stage(f"segments full {first} (first run)", SEGMENTS, [first.isoformat(), "full"], env))
+        results.append(run_stage(f"ingest {second}", INGEST, [second.isoformat()], env))
+        if args.skip_full_day:  # the middle night incremental too: the full recompute is then the first run's
+            results.append(run_stage(f"segments incremental {second}", SEGMENTS, [second.isoformat(), "auto"], env))
+        else:
+            results.append(run_stage(f"segments --full {second}", SEGMENTS, [second.isoformat(), "full"], env))
+        results.append(run_stage(f"ingest {last}", INGEST, [last.isoformat()], env))
+        if args.keep_night:
+            if args.backend == "sqlite":
+                take_sqlite_snapshot(work, "warehouse-night")
+            else:
+                postgres_database(night, template=wh)
     results.append(run_stage(f"segments incremental {last}", SEGMENTS, [last.isoformat(), "auto"], env))
     parquet = work / "parquet"
     if not (args.reuse and args.reuse_parquet and parquet.exists()):
@@ -178,21 +198,21 @@ def main() -> None:
     (out / f"segments-{args.backend}-{args.customers}.json").write_text(json.dumps(results, indent=2))
 
 
-def take_sqlite_snapshot(work: Path) -> None:
-    """Copy the work folder's SQLite warehouse (with its WAL) to `warehouse-snapshot.db`."""
+def take_sqlite_snapshot(work: Path, name: str = "warehouse-snapshot") -> None:
+    """Copy the work folder's SQLite warehouse (with its WAL) to `<name>.db`."""
     for suffix in ("", "-wal"):
-        (work / f"warehouse-snapshot.db{suffix}").unlink(missing_ok=True)
+        (work / f"{name}.db{suffix}").unlink(missing_ok=True)
         if (work / f"warehouse.db{suffix}").exists():
-            shutil.copyfile(work / f"warehouse.db{suffix}", work / f"warehouse-snapshot.db{suffix}")
+            shutil.copyfile(work / f"warehouse.db{suffix}", work / f"{name}.db{suffix}")
 
 
-def restore_sqlite_snapshot(work: Path) -> None:
-    """Replace the work folder's SQLite warehouse by its snapshot."""
+def restore_sqlite_snapshot(work: Path, name: str = "warehouse-snapshot") -> None:
+    """Replace the work folder's SQLite warehouse by its snapshot `<name>.db`."""
     for suffix in ("", "-wal", "-shm"):
         (work / f"warehouse.db{suffix}").unlink(missing_ok=True)
     for suffix in ("", "-wal"):
-        if (work / f"warehouse-snapshot.db{suffix}").exists():
-            shutil.copyfile(work / f"warehouse-snapshot.db{suffix}", work / f"warehouse.db{suffix}")
+        if (work / f"{name}.db{suffix}").exists():
+            shutil.copyfile(work / f"{name}.db{suffix}", work / f"warehouse.db{suffix}")
 
 
 def PG_ADMIN_BASE() -> str:

@@ -40,7 +40,7 @@ segment_events = Table(
     Column("change", String(8), nullable=False, comment="entered | left"),
     Column("rule", String(160), nullable=False, comment="The rule that moved the customer."),
 )
-Index(None, segment_events.c.customer_id)
+# No index on customer_id: every reader goes by day (the key starts with as_of); it doubled the events' writes (0018).
 
 segment_sizes = Table(
     "segment_sizes",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -23,7 +24,6 @@ from sqlalchemy import (
 )
 
 from crm.core.db import (
-    analyze,
     fill_ids,
     id_table,
     read_typed,
@@ -33,6 +33,7 @@ from crm.core.db import (
     write_frame,
 )
 from crm.core.gate import read_send_gate
+from crm.core.settings import sqlite_path
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
     AGGREGATE_COLUMNS,
@@ -47,6 +48,7 @@ from crm.segments.derive import (
 from crm.segments.queries import (
     aggregate_statement,
     customers_to_recompute,
+    due_for_recheck,
     fact_deltas,
     stored_aggregates,
     valid_on,
@@ -68,6 +70,7 @@ class SegmentRun:
     gate_open: bool
     gate_reasons: list[str] = field(default_factory=list)
     customers_computed: int = 0
+    customers_aggregated: int | None = None  # incremental: of the computed, those aggregated again from the history
     customers_changed: int = 0
     events: int = 0
     differences: int | None = None
@@ -156,6 +159,12 @@ def _stored_hashes(conn: Connection, ids: np.ndarray, table: Table | None) -> pd
     )
 
 
+def _derive(agg: pd.DataFrame, as_of: date, config: SegmentsConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The memberships (long form) and the `segment_aggregates` rows of typed aggregates."""
+    long = memberships(derive_segments(agg, as_of, config), config)
+    return long, _aggregate_rows(agg, long, as_of, config)
+
+
 def _apply(
     conn: Connection,
     as_of: date,
@@ -168,17 +177,30 @@ def _apply(
 
     Returns the events (none on a baseline run). `ids` holds the customers' ids (else their stored rows are
     found by id range).
+    """
+    derived = (_derive(agg, as_of, config) for agg in aggregates)
+    return _store(conn, as_of, derived, run, ids)
 
+
+def _store(
+    conn: Connection,
+    as_of: date,
+    derived: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+    run: SegmentRun,
+    ids: Table | None,
+    hashes: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Diff the derived customers (`_derive`'s pairs) whose memberships changed, write the changes; return the events.
+
+    `hashes`, when given, are the customers' stored hashes already read (`_stored_hashes`' columns).
     Stored hashes spare the work where nothing moved: memberships are read and diffed only for
     customers whose membership hash changed, aggregate rows rewritten only when their inputs did.
     """
     events_parts = []
     moved = id_table(conn, "_segment_ids")
-    for agg in aggregates:
-        customer_ids = agg["customer_id"].to_numpy()
-        long = memberships(derive_segments(agg, as_of, config), config)
-        rows = _aggregate_rows(agg, long, as_of, config)
-        stored = _stored_hashes(conn, customer_ids, ids)
+    for long, rows in derived:
+        customer_ids = rows["customer_id"].to_numpy()
+        stored = _stored_hashes(conn, customer_ids, ids) if hashes is None else hashes
         both = rows[["customer_id", "inputs_hash", "segments_hash"]].merge(stored, on="customer_id", how="left")
         known = both["stored_segments"].notna().to_numpy()
         segments_moved = ~known | (both["segments_hash"] != both["stored_segments"]).to_numpy()
@@ -201,7 +223,7 @@ def _apply(
                 run.events += len(events)
                 events_parts.append(events)
         write_frame(conn, segment_aggregates, rows[inputs_moved], on_conflict="update")
-        run.customers_computed += len(agg)
+        run.customers_computed += len(rows)
     moved.drop(conn)
     return pd.concat(events_parts, ignore_index=True) if events_parts else pd.DataFrame()
 
@@ -216,35 +238,77 @@ def _read(conn: Connection, stmt: Select) -> pd.DataFrame:
     return read_typed(conn, with_sqlite_hint(conn, stmt))
 
 
+def _aggregate_apart(engine: Engine, as_of: date, window_days: int, ids: np.ndarray) -> pd.DataFrame:
+    """The aggregation of `ids` from the history on a connection of its own, typed.
+
+    It runs while the night's connection reads the day's facts and derives the other customers:
+    the database aggregates on one core while pandas derives on the other. The night's
+    transaction has written nothing yet, so both connections read the same rows.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SET LOCAL work_mem = '{PG_WORK_MEM}'")
+        table = id_table(conn, "_segment_aggregated")
+        fill_ids(conn, table, ids)
+        frame = typed_aggregates(_read(conn, aggregate_statement(as_of, window_days, table).order_by("customer_id")))
+        table.drop(conn)
+        conn.rollback()
+    return frame
+
+
 def _incremental(
     conn: Connection, as_of: date, config: SegmentsConfig, chunk_rows: int, run: SegmentRun
 ) -> pd.DataFrame:
     """The incremental night: work in proportion to the day's rows, not to the history or the base.
 
     Customers with a new version (customer, contact, application, loan, order), an unsubscribe or
-    a threshold due are aggregated again from the history; those with only new facts
-    (deliveries, reactions, logins, interest payments) get their stored aggregates plus the day's
-    facts (`fact_deltas`), which is the same row without reading their history.
+    an activity leaving the RFM window are aggregated again from the history; those with only new
+    facts (deliveries, reactions, logins, interest payments) or a threshold date due get their
+    stored aggregates plus the day's facts (`fact_deltas`), which is the same row without reading
+    their history. Both are derived, diffed and written together, their stored rows read once.
     """
+    window = config.rfm.window_days
+    recompute = customers_to_recompute(as_of, window).subquery("recompute")
+    recomputed_ids = _read(conn, select(recompute.c.customer_id))["customer_id"].to_numpy("int64")
+    run.customers_aggregated = len(recomputed_ids)
     ids = id_table(conn, "_segment_ids")
-    recompute = customers_to_recompute(as_of).subquery("recompute")
-    conn.execute(insert(ids).from_select(["customer_id"], select(recompute.c.customer_id)))
-    analyze(conn, ids.name)
-    stmt = aggregate_statement(as_of, config.rfm.window_days, ids).order_by("customer_id")
-    recomputing = conn.execute(select(func.count()).select_from(ids)).scalar_one()
-    # A night's customers fit a chunk: read at once, typed (COPY and Arrow on PostgreSQL); more stream in chunks.
-    frames = [_read(conn, stmt)] if recomputing <= chunk_rows else _frames(conn, stmt, chunk_rows)
-    events = [_apply(conn, as_of, config, _typed(frames), run, ids)]
-
-    deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, config.rfm.window_days).items()}
-    touched = np.unique(np.concatenate([d["customer_id"].to_numpy("int64") for d in deltas.values()]))
-    recomputed = np.asarray(conn.execute(select(ids.c.customer_id)).scalars().all(), dtype="int64")
-    touched = touched[~np.isin(touched, recomputed)]
-    if len(touched):
-        fill_ids(conn, ids, touched)
-        stored = typed_aggregates(_read(conn, stored_aggregates(ids)))
-        agg = add_fact_deltas(stored, deltas["messages"], deltas["logins"], deltas["interest"])
-        events.append(_apply(conn, as_of, config, [agg], run, ids))
+    events = []
+    # A database of its own (PostgreSQL, a SQLite file) can aggregate on a second connection meanwhile.
+    apart = conn.dialect.name == "postgresql" or sqlite_path(conn.engine.url.render_as_string(False)) is not None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        aggregated = None
+        if len(recomputed_ids) > chunk_rows or not apart:
+            # A night larger than a chunk: the recomputed customers stream in chunks, each with its own reads.
+            fill_ids(conn, ids, recomputed_ids)
+            stmt = aggregate_statement(as_of, window, ids).order_by("customer_id")
+            frames = [_read(conn, stmt)] if len(recomputed_ids) <= chunk_rows else _frames(conn, stmt, chunk_rows)
+            events.append(_apply(conn, as_of, config, _typed(frames), run, ids))
+        else:
+            aggregated = pool.submit(_aggregate_apart, conn.engine, as_of, window, recomputed_ids)
+        deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window).items()}
+        due = _read(conn, due_for_recheck(as_of))["customer_id"].to_numpy("int64")
+        touched = np.unique(np.concatenate([*(d["customer_id"].to_numpy("int64") for d in deltas.values()), due]))
+        touched = touched[~np.isin(touched, recomputed_ids)]
+        if len(touched) or aggregated is not None:
+            # One read of the stored rows of everyone re-derived tonight: the hashes of all, the aggregates of
+            # the touched (who are derived while the others are being aggregated).
+            fill_ids(conn, ids, np.concatenate([touched, recomputed_ids if aggregated is not None else touched[:0]]))
+            stored = _read(conn, stored_aggregates(ids))
+            stored["customer_id"] = stored["customer_id"].to_numpy("int64")
+            hashes = pd.DataFrame(
+                {
+                    "customer_id": stored["customer_id"].to_numpy(),
+                    "stored_inputs": stored["inputs_hash"].to_numpy("int64"),
+                    "stored_segments": stored["segments_hash"].to_numpy("int64"),
+                }
+            )
+            own = typed_aggregates(stored[stored["customer_id"].isin(touched)])
+            facts = add_fact_deltas(own, deltas["messages"], deltas["logins"], deltas["interest"])
+            parts = [_derive(facts, as_of, config)]
+            if aggregated is not None:
+                parts.insert(0, _derive(aggregated.result(), as_of, config))
+            long, rows = (pd.concat(p, ignore_index=True) for p in zip(*parts, strict=True))
+            events.append(_store(conn, as_of, [(long, rows)], run, ids, hashes))
     ids.drop(conn)
     events = [e for e in events if len(e)]
     return pd.concat(events, ignore_index=True) if events else pd.DataFrame()

@@ -393,11 +393,13 @@ def customers_to_refresh(as_of: date) -> Select:
     return union(*_version_parts(as_of), *_fact_parts(as_of), due_for_recheck(as_of))
 
 
-def customers_to_recompute(as_of: date) -> Select:
-    """Whom the incremental refresh aggregates again from the history: a version changed, an unsubscribe, a threshold.
+def customers_to_recompute(as_of: date, window_days: int) -> Select:
+    """Whom the incremental refresh aggregates again from the history: a version changed, an unsubscribe, an
+    activity left the RFM window.
 
-    The other changed customers only had new facts (deliveries, reactions, logins, interest
-    payments): their stored aggregates plus `fact_deltas` give the same row (see io).
+    The other re-derived customers only had new facts (deliveries, reactions, logins, interest
+    payments) or a threshold date due (pre-churn, approval validity, ...: their aggregates did not
+    change, only the day): their stored aggregates plus `fact_deltas` give the same row (see io).
     """
     m = staging[MESSAGE_EVENTS.name]
     unsubscribed = select(m.c.customer_id).where(
@@ -406,7 +408,7 @@ def customers_to_recompute(as_of: date) -> Select:
     p, before = purged_customers.c, as_of - timedelta(days=1)
     # Purged or restored by the night before: in or out of the base from this day on.
     moved_base = select(p.customer_id).where(or_(p.purged_on == before, p.restored_on == before))
-    return union(*_version_parts(as_of), unsubscribed, moved_base, due_for_recheck(as_of))
+    return union(*_version_parts(as_of), unsubscribed, moved_base, due_for_window_exit(as_of, window_days))
 
 
 def _version_parts(as_of: date) -> list[Select]:
@@ -491,13 +493,25 @@ def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
 
 
 def stored_aggregates(ids: FromClause) -> Select:
-    """The stored `segment_aggregates` rows of the customers in `ids`, with `aggregate_statement`'s columns."""
+    """The stored `segment_aggregates` rows of the customers in `ids`: `aggregate_statement`'s columns and the hashes."""
     g = segment_aggregates.c
     columns = [_raw(g[name]).label(name) if name in DATE_COLUMNS else g[name] for name in AGGREGATE_COLUMNS]
-    return select(*columns).where(g.customer_id.in_(select(ids.c.customer_id)))
+    return select(*columns, g.inputs_hash, g.segments_hash).where(g.customer_id.in_(select(ids.c.customer_id)))
 
 
 def due_for_recheck(as_of: date) -> Select:
     """Ids of customers whose stored aggregates say a threshold moves them on or before `as_of`."""
     g = segment_aggregates.c
     return select(g.customer_id).where(g.recheck_on <= as_of)
+
+
+def due_for_window_exit(as_of: date, window_days: int) -> Select:
+    """Ids of the customers due for recheck on `as_of` because an activity left the RFM window (their counts change).
+
+    An activity of day d counts in the windows of days up to d + window_days - 1; the stored
+    `first_window_activity_on` is the oldest one counted the night before.
+    """
+    g = segment_aggregates.c
+    return select(g.customer_id).where(
+        g.recheck_on <= as_of, g.first_window_activity_on <= as_of - timedelta(days=window_days)
+    )

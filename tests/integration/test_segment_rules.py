@@ -16,7 +16,7 @@ from crm.ingest import record_versions
 from crm.segments import RunMode, SegmentsConfig, refresh_segments, segment_changes, segment_snapshot
 from models.campaigns import purged_customers
 from models.ingest import staging
-from models.segments import segment_memberships, segment_runs, segment_sizes
+from models.segments import segment_aggregates, segment_memberships, segment_runs, segment_sizes
 
 D0 = date(2026, 3, 1)
 CONFIG = SegmentsConfig()
@@ -246,3 +246,36 @@ def test_a_purged_customer_leaves_every_segment_the_next_day_and_a_restored_one_
     with engine.connect() as conn:
         assert conn.execute(segment_changes(d3, "lifecycle", "purged", "entered")).all() == []
     pd.testing.assert_frame_equal(snapshot(engine, d1), s1)
+
+
+def test_an_activity_leaving_the_rfm_window_is_counted_again_and_a_threshold_alone_reuses_the_stored_counts(backend):
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    month = CONFIG.model_copy(update={"rfm": CONFIG.rfm.model_copy(update={"window_days": 30})})
+    old = {
+        **loan(10, 1, "repaid", at(D0 - timedelta(days=20)), at(D0 - timedelta(days=20))),
+        "issued_at": at(D0 - timedelta(days=29)),
+    }
+    recent = {**loan(11, 1, "active", None, at(D0 - timedelta(days=5))), "issued_at": at(D0 - timedelta(days=5))}
+    churning = loan(12, 2, "repaid", at(D0 - timedelta(days=59), 9), at(D0 - timedelta(days=59), 9))  # churn on D0+1
+    with engine.begin() as conn:
+        versions(conn, CUSTOMERS, [customer(1), customer(2)], D0)
+        versions(conn, LOANS, [old, recent, churning], D0)
+    refresh_segments(engine, D0, month)
+    d1 = D0 + timedelta(days=1)
+    run = refresh_segments(engine, d1, month)  # no input: loan 10 (day D0-29) leaves the 30-day window on D0+1
+    assert (run.mode, run.customers_computed) == (RunMode.INCREMENTAL, 2)
+    with engine.connect() as conn:
+        g = segment_aggregates.c
+        rows = {
+            r.customer_id: r
+            for r in conn.execute(select(g.customer_id, g.window_loans, g.first_window_activity_on, g.loans_repaid))
+        }
+    assert (rows[1].window_loans, rows[1].first_window_activity_on) == (1, D0 - timedelta(days=5))
+    assert (rows[2].window_loans, rows[2].loans_repaid) == (0, 1)
+    assert snapshot(engine, d1).loc[2, "lifecycle_substate"] == "churn"
+    # The incremental night stored what a full recompute of the day gives.
+    assert refresh_segments(engine, d1, month).differences == 0
+    incremental = snapshot(engine, d1)
+    refresh_segments(engine, d1, month, rewrite=True)
+    pd.testing.assert_frame_equal(snapshot(engine, d1), incremental)
