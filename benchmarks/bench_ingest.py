@@ -202,6 +202,7 @@ def run_stage(name: str, code: str, args: list[str], env: dict, server_dbs: tupl
             str(Path(sys.executable).with_name("py-spy")),
             "record",
             "--idle",
+            "--threads",
             "-r",
             "50",
             "--format",
@@ -264,7 +265,12 @@ def postgres_database(name: str, template: str | None = None) -> str:
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+        copy = ""
+        if template:
+            # PostgreSQL 15 copies a template through the WAL by default: minutes for a 1M warehouse; files: seconds.
+            file_copy = conn.execute(text("SHOW server_version_num")).scalar_one() >= "150000"
+            copy = f' TEMPLATE "{template}"' + (" STRATEGY FILE_COPY" if file_copy else "")
+        conn.execute(text(f'CREATE DATABASE "{name}"' + copy))
     admin.dispose()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 

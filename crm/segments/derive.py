@@ -48,6 +48,14 @@ COUNT_COLUMNS = (
 FLAG_COLUMNS = ("is_technical", "has_login", *[f"contact_{c}" for c in CHANNELS], "is_purged")
 AGGREGATE_COLUMNS = ("customer_id", *FLAG_COLUMNS[:2], *COUNT_COLUMNS, *DATE_COLUMNS, *FLAG_COLUMNS[2:])
 
+# Counted from app and message events alone (immutable facts, no window): a stored row plus the day's facts.
+FACT_COLUMNS = (
+    "has_login",
+    *[f"delivered_{c}" for c in CHANNELS],
+    *[f"reactions_{c}" for c in CHANNELS],
+    "last_reaction_on",
+)
+
 SEGMENT_COLUMNS = (
     "customer_id",
     "lifecycle_state",
@@ -67,16 +75,22 @@ SEGMENT_COLUMNS = (
 MEMBERSHIP_COLUMNS = ("customer_id", "kind", "segment", "rule")
 
 
-def typed_aggregates(frame: pd.DataFrame) -> pd.DataFrame:
-    """Aggregates as read from a database, with days as datetime64, counts as int64 and flags as bool."""
+def typed_aggregates(frame: pd.DataFrame, columns: tuple[str, ...] = AGGREGATE_COLUMNS) -> pd.DataFrame:
+    """Aggregates as read from a database, with days as datetime64, counts as int64 and flags as bool.
+
+    `columns` (with `customer_id`): those read, in `AGGREGATE_COLUMNS`' order (all of them by default).
+    """
     out = pd.DataFrame({"customer_id": frame["customer_id"].astype("int64")})
     for name in FLAG_COLUMNS:
-        out[name] = frame[name].fillna(False).astype(bool)
+        if name in columns:
+            out[name] = frame[name].fillna(False).astype(bool)
     for name in COUNT_COLUMNS:
-        out[name] = pd.to_numeric(frame[name]).fillna(0).astype("int64")
+        if name in columns:
+            out[name] = pd.to_numeric(frame[name]).fillna(0).astype("int64")
     for name in DATE_COLUMNS:
-        out[name] = _days(frame[name])
-    return out[list(AGGREGATE_COLUMNS)]
+        if name in columns:
+            out[name] = _days(frame[name])
+    return out[[c for c in AGGREGATE_COLUMNS if c in columns]]
 
 
 def add_fact_deltas(
@@ -88,6 +102,7 @@ def add_fact_deltas(
     aggregated again from the history): no counted row left the RFM window since `stored`.
     `messages`: per customer and channel, deliveries and reactions and the latest reaction;
     `logins`: ids; `interest`: the window's interest paid and the earliest payment time.
+    `stored` may hold only the `FACT_COLUMNS` (the interest is then left out).
     """
     out = stored.copy()
     ids = out["customer_id"].to_numpy()
@@ -109,9 +124,10 @@ def add_fact_deltas(
         add(f"reactions_{channel}", messages)
     latest("last_reaction_on", messages, lambda both: both.max(axis=1))
     out["has_login"] = out["has_login"].to_numpy(bool) | np.isin(ids, logins["customer_id"].astype("int64"))
-    add("window_interest_minor", interest)
-    latest("first_window_activity_on", interest, lambda both: both.min(axis=1))
-    return out[list(AGGREGATE_COLUMNS)]
+    if "window_interest_minor" in out:
+        add("window_interest_minor", interest)
+        latest("first_window_activity_on", interest, lambda both: both.min(axis=1))
+    return out[[c for c in AGGREGATE_COLUMNS if c in out]]
 
 
 def _days(values: pd.Series) -> pd.Series:

@@ -159,12 +159,17 @@ def _count_if(condition) -> ColumnElement:
     return func.sum(case((condition, 1), else_=0))
 
 
-def aggregate_statement(as_of: date, window_days: int, customers: FromClause | None = None) -> Select:
+def aggregate_statement(
+    as_of: date, window_days: int, customers: FromClause | None = None, *, facts: bool = True
+) -> Select:
     """Per-customer aggregates at the end of `as_of` from the warehouse history (`rows_as_of`), set-based.
 
     One row per customer known by then (restricted to the ids in `customers`, a table or
     subquery with a `customer_id` column, when given). Days come back as timestamps of the
-    latest (or earliest) event; the derivation turns them into days.
+    latest (or earliest) event; the derivation turns them into days. Without `facts`, the
+    columns counted from app and message events alone (`FACT_COLUMNS`: logins, deliveries,
+    reactions, the two largest tables) are left out: the incremental night has them from the
+    stored row and the day's facts.
     """
     window_start = start_of(as_of - timedelta(days=window_days - 1))
     cust = rows_as_of(CUSTOMERS, as_of).subquery("cust")
@@ -316,7 +321,7 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
     columns = [
         base.c.customer_id,
         flag(cast(base.c.is_technical, Integer)).label("is_technical"),
-        flag(login.c.has_login).label("has_login"),
+        *([flag(login.c.has_login).label("has_login")] if facts else []),
         *[zero(apps.c[n]).label(n) for n in ("apps", "apps_pending", "apps_rejected", "apps_issued")],
         *[zero(loans.c[n]).label(n) for n in ("loans", "loans_open", "loans_repaid")],
         zero(orders.c.orders).label("orders"),
@@ -324,8 +329,8 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
         zero(orders.c.window_orders).label("window_orders"),
         zero(interest.c.window_interest_minor).label("window_interest_minor"),
         zero(orders.c.window_order_minor).label("window_order_minor"),
-        *[zero(messages.c[f"delivered_{ch}"]).label(f"delivered_{ch}") for ch in CHANNELS],
-        *[zero(messages.c[f"reactions_{ch}"]).label(f"reactions_{ch}") for ch in CHANNELS],
+        *[zero(messages.c[f"delivered_{ch}"]).label(f"delivered_{ch}") for ch in CHANNELS if facts],
+        *[zero(messages.c[f"reactions_{ch}"]).label(f"reactions_{ch}") for ch in CHANNELS if facts],
         # Times come back as the driver gives them (text on SQLite): pandas parses a column at once,
         # much faster than a row-by-row result processor.
         _raw(base.c.registered_at).label("registered_on"),
@@ -337,12 +342,14 @@ def aggregate_statement(as_of: date, window_days: int, customers: FromClause | N
         _raw(orders.c.last_order_on).label("last_order_on"),
         # The oldest activity in the window: the earliest of three nullable times, the same on both engines.
         _raw(_least(*first_in_window)).label("first_window_activity_on"),
-        _raw(messages.c.last_reaction_on).label("last_reaction_on"),
+        *([_raw(messages.c.last_reaction_on).label("last_reaction_on")] if facts else []),
         *[flag(contacts.c[f"contact_{ch}"]).label(f"contact_{ch}") for ch in CHANNELS],
         flag(purged.c.is_purged).label("is_purged"),
     ]
     joined = base
     for sub in (login, apps, loans, interest, orders, messages, contacts, purged):
+        if not facts and sub in (login, messages):
+            continue
         joined = joined.outerjoin(sub, sub.c.customer_id == base.c.customer_id)
     return select(*columns).select_from(joined)
 
@@ -492,10 +499,11 @@ def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
     return {"messages": messages, "logins": logins, "interest": interest}
 
 
-def stored_aggregates(ids: FromClause) -> Select:
-    """The stored `segment_aggregates` rows of the customers in `ids`: `aggregate_statement`'s columns and the hashes."""
+def stored_aggregates(ids: FromClause, names: tuple[str, ...] = AGGREGATE_COLUMNS) -> Select:
+    """The stored `segment_aggregates` rows of the customers in `ids`: `aggregate_statement`'s columns
+    (those of `names`) and the hashes."""
     g = segment_aggregates.c
-    columns = [_raw(g[name]).label(name) if name in DATE_COLUMNS else g[name] for name in AGGREGATE_COLUMNS]
+    columns = [_raw(g[name]).label(name) if name in DATE_COLUMNS else g[name] for name in names]
     return select(*columns, g.inputs_hash, g.segments_hash).where(g.customer_id.in_(select(ids.c.customer_id)))
 
 
