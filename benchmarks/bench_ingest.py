@@ -41,17 +41,19 @@ from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import get_settings, source_engine, warehouse_engine
 from concurrent.futures import ThreadPoolExecutor
-from crm.ingest import build_missing_indexes, builds_indexes_alongside, drop_secondary_indexes, entity_tables, is_initial_load, loading_in_bulk, rows_written
+from crm.ingest import build_missing_indexes, builds_indexes_alongside, drop_secondary_indexes, entity_tables, is_initial_load, loading_in_bulk, measure_tables, rows_written
 from crm.core.db import refresh_statistics
 s = get_settings(); day = date.fromisoformat(sys.argv[1])
 upgrade_warehouse(warehouse_engine(s))
 set_aside = is_initial_load(warehouse_engine(s)) and drop_secondary_indexes(warehouse_engine(s))  # as the ingest flow does
-# PostgreSQL: each loaded entity's indexes built on a second connection while the load goes on (as the flow does).
+# PostgreSQL: each loaded entity's indexes built and tables measured on a second connection while the load goes on (as the flow does).
 alongside = ThreadPoolExecutor(1) if set_aside and builds_indexes_alongside(warehouse_engine(s)) else None
 builds = []
+def build_and_measure(name):
+    return build_missing_indexes(warehouse_engine(s), entity_tables(name)), measure_tables(warehouse_engine(s), entity_tables(name))
 def loaded(name):
     if alongside:
-        builds.append(alongside.submit(build_missing_indexes, warehouse_engine(s), entity_tables(name)))
+        builds.append(alongside.submit(build_and_measure, name))
 totals = {}; written = []
 for entity in SOURCE_ENTITIES:
     c = pull_source_table(source_engine(s), warehouse_engine(s), entity, day, chunk_rows=s.source_chunk_rows)
@@ -72,12 +74,14 @@ for i, f in enumerate(files):
     if i + 1 == len(files) or files[i + 1].entity != f.entity:
         loaded(f.entity.name)
 started = time.perf_counter()
-built = [name for b in builds for name in b.result()]  # waiting for the last builds counts as index time
+built = [name for b in builds for name in b.result()[0]]  # waiting for the last builds counts as index time
+measured = [name for b in builds for name in b.result()[1]]
 totals["indexes_built_alongside"] = len(built)
 built += build_missing_indexes(warehouse_engine(s))  # as the ingest flow does at its end
 totals["indexes_built"], totals["index_build_seconds"] = len(built), round(time.perf_counter() - started, 1)
 started = time.perf_counter()
-totals["tables_analyzed"] = len(refresh_statistics(warehouse_engine(s), rows_written(written)))  # as the flow does
+totals["tables_analyzed_alongside"] = len(measured)
+totals["tables_analyzed"] = len(refresh_statistics(warehouse_engine(s), rows_written(written, measured=measured)))  # as the flow does
 totals["analyze_seconds"] = round(time.perf_counter() - started, 1)
 print(json.dumps(totals))
 """

@@ -44,7 +44,8 @@ def ingest(as_of: date | None = None, force: bool = False):
         return flow_failure(checked)  # bad settings or an unreachable server: one line, no retries, no traceback
     migrate_warehouse(build_indexes=False)  # an unfinished initial load goes on without them
     set_aside = prepare_initial_load()  # an empty warehouse loads its history without secondary indexes
-    builds: list = []  # PostgreSQL: each loaded entity's indexes, built (one at a time) while the load goes on
+    # PostgreSQL: each loaded entity's indexes built and its tables measured (one at a time) while the load goes on.
+    builds: list = []
 
     def build_indexes_of(entity_name: str) -> None:
         if set_aside:
@@ -72,8 +73,10 @@ def ingest(as_of: date | None = None, force: bool = False):
             build_indexes_of(entity.name)
         update_progress_artifact(progress, progress=100.0 * done / stages)
     wait(builds)  # a build that failed is left to `build_indexes`
+    measured = [name for b in builds if b.state.is_completed() for name in b.result()["analyzed"]]
     build_indexes()  # after an initial load, or one killed half way: no-op otherwise
-    refresh_statistics_task(counts)  # PostgreSQL plans the next steps on measured tables, not empty ones
+    # PostgreSQL plans the next steps on measured tables, not empty ones (those measured alongside are done).
+    refresh_statistics_task(counts, measured)
     report = publish_ingest_report(as_of, counts)
     if report["failed_sources"]:
         message = (

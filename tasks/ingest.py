@@ -33,6 +33,7 @@ from crm.ingest import (
     load_known_ids,
     load_landing_file,
     loading_in_bulk,
+    measure_tables,
     pull_source_table,
     quarantine_summary,
     record_misplaced_files,
@@ -222,17 +223,20 @@ _ONE_BUILD_AT_A_TIME = threading.Lock()
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient,
 )
-def build_entity_indexes(entity_name: str) -> list[str]:
-    """PostgreSQL, during an initial load: build the indexes of an entity's tables once it is loaded, on a second
-    connection while the next entity loads (SQLite: nothing here, `build_indexes` builds them at the end)."""
+def build_entity_indexes(entity_name: str) -> dict[str, list[str]]:
+    """PostgreSQL, during an initial load: build the indexes of an entity's tables once it is loaded and measure
+    them for the planner, on a second connection while the next entity loads (SQLite: nothing here,
+    `build_indexes` builds them at the end). Returns the indexes built and the tables measured (`analyzed`)."""
     engine = warehouse_engine()
     if not builds_indexes_alongside(engine):
-        return []
+        return {"indexes": [], "analyzed": []}
+    tables = entity_tables(entity_name)
     with _ONE_BUILD_AT_A_TIME:  # the server's other core serves the load
-        built = build_missing_indexes(engine, tables=entity_tables(entity_name))
+        built = build_missing_indexes(engine, tables=tables)
+        analyzed = measure_tables(engine, tables)
     if built:
         get_run_logger().info("built %d indexes of %s while the load goes on", len(built), entity_name)
-    return built
+    return {"indexes": built, "analyzed": analyzed}
 
 
 @task(
@@ -257,9 +261,10 @@ def build_indexes() -> list[str]:
     retry_delay_seconds=[10, 60],
     retry_condition_fn=retry_transient,
 )
-def refresh_statistics_task(counts: list[dict]) -> list[str]:
-    """PostgreSQL: measure the tables this ingest grew by a tenth or more, before the night's steps plan on them."""
-    analyzed = refresh_statistics(warehouse_engine(), rows_written(counts))
+def refresh_statistics_task(counts: list[dict], measured: list[str] | None = None) -> list[str]:
+    """PostgreSQL: measure the tables this ingest grew by a tenth or more, before the night's steps plan on them
+    (but those `measured` alongside an initial load, `build_entity_indexes`)."""
+    analyzed = refresh_statistics(warehouse_engine(), rows_written(counts, measured=measured or ()))
     if analyzed:
         get_run_logger().info("refreshed planner statistics of %d tables: %s", len(analyzed), ", ".join(analyzed))
     return analyzed

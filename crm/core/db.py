@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -95,20 +96,63 @@ def write_frame(
     and written by the conflict-handling path, so the outcome and the count are the same either way.
     SQLite checks a key the same way whether or not it conflicts: `fresh` changes nothing there.
     """
+    return write_rows(conn, table, frame, on_conflict=on_conflict, batch_rows=batch_rows, fresh=fresh).rows
+
+
+@dataclass(frozen=True)
+class Written:
+    """What `write_rows` did: rows inserted or updated, and whether each of them was a new key (an insert)."""
+
+    rows: int
+    # Every row of the frame went in as a new key (none was in the table before): known when PostgreSQL's
+    # fresh copies all succeeded, and on SQLite with `track_new`. False means "not known", not "some existed".
+    all_new: bool = False
+    # SQLite with `track_new` and `all_new`: the rows are exactly those with `low < rowid <= high`.
+    rowids: tuple[int, int] | None = None
+
+
+def write_rows(
+    conn: Connection,
+    table: Table,
+    frame: pd.DataFrame,
+    *,
+    on_conflict: OnConflict,
+    batch_rows: int = WRITE_BATCH_ROWS,
+    fresh: bool = False,
+    track_new: bool = False,
+) -> Written:
+    """`write_frame`, also saying whether every row was a new key (`Written.all_new`).
+
+    PostgreSQL knows it when every `fresh` copy succeeded. SQLite, with `track_new` (a table with
+    rowids, none ever deleted), from the table's largest rowid before and after: each insert takes
+    the next one, an update keeps its own, so the rows were all new iff it grew by their number
+    (two index look-ups, whatever the table's size).
+    """
     if frame.empty:
-        return 0
+        return Written(0, all_new=True)
     key = [c.name for c in table.primary_key]
     if on_conflict != "error":
         frame = frame.drop_duplicates(subset=key, keep="last")
     if conn.dialect.name != "postgresql":
-        return sum(
+        low = _max_rowid(conn, table) if track_new else None
+        written = sum(
             _write_sqlite(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key)
             for i in range(0, len(frame), batch_rows)
         )
-    return sum(
+        if low is None:
+            return Written(written)
+        high = _max_rowid(conn, table)
+        all_new = high - low == len(frame)
+        return Written(written, all_new=all_new, rowids=(low, high) if all_new else None)
+    batches = [
         _write_postgresql(conn, table, frame.iloc[i : i + batch_rows], on_conflict, key, fresh=fresh)
         for i in range(0, len(frame), batch_rows)
-    )
+    ]
+    return Written(sum(n for n, _ in batches), all_new=all(copied for _, copied in batches))
+
+
+def _max_rowid(conn: Connection, table: Table) -> int:
+    return conn.exec_driver_sql(f'SELECT max(rowid) FROM "{table.name}"').scalar() or 0
 
 
 def _conflict_clause(stmt, table: Table, columns: list[str], key: list[str], on_conflict: OnConflict):
@@ -187,15 +231,16 @@ def _datetime_strings(series: pd.Series, *, unit: str, sep: str | None) -> list:
 
 def _write_postgresql(
     conn: Connection, table: Table, frame: pd.DataFrame, on_conflict: OnConflict, key: list[str], *, fresh: bool
-) -> int:
+) -> tuple[int, bool]:
+    """Write one batch; return the rows inserted or updated, and whether they were all inserted as new keys."""
     columns = list(frame.columns)
     quoted = ", ".join(f'"{c}"' for c in columns)
     data = _copy_csv(frame)  # (text, the NULL marker it was written with)
     if on_conflict == "error":
         _copy(conn, table.name, quoted, data)
-        return len(frame)
+        return len(frame), True
     if fresh and _copied_fresh(conn, table.name, quoted, data):
-        return len(frame)  # every key was new: what `INSERT ... ON CONFLICT` would have counted
+        return len(frame), True  # every key was new: what `INSERT ... ON CONFLICT` would have counted
     temp = f"_load_{table.name}_{next(_temp_names)}"
     conn.exec_driver_sql(f'CREATE TEMP TABLE "{temp}" (LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DROP')
     _copy(conn, temp, quoted, data)
@@ -207,7 +252,7 @@ def _write_postgresql(
         conflict += f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
     result = conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{temp}" {conflict}')
     conn.exec_driver_sql(f'DROP TABLE "{temp}"')
-    return max(result.rowcount, 0)
+    return max(result.rowcount, 0), False
 
 
 def _copy(conn: Connection, table_name: str, quoted: str, data: tuple[str | bytes, str]) -> None:

@@ -7,6 +7,7 @@ from crm.ingest.bulk import (
     entity_tables,
     is_initial_load,
     loading_in_bulk,
+    measure_tables,
     rows_written,
     secondary_indexes,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "load_known_ids",
     "load_landing_file",
     "loading_in_bulk",
+    "measure_tables",
     "parse_landing_file",
     "pull_ahead_parents",
     "pull_source_table",

@@ -29,6 +29,7 @@ from collections.abc import Collection
 
 from sqlalchemy import Engine, Index, exists, inspect, select
 
+from crm.core.db import analyze
 from models.ingest import history, ingest_batches, landing_files, staging
 from models.warehouse import metadata  # every capability's tables: some declare indexes on stg_/hist_ tables
 
@@ -105,8 +106,25 @@ def build_missing_indexes(engine: Engine, tables: Collection[str] | None = None)
     return built
 
 
-def rows_written(counts: list[dict]) -> dict[str, int]:
-    """Rows a night's ingest wrote per warehouse table (`stg_*`, and `hist_*` for versioned entities), from its counts."""
+def measure_tables(engine: Engine, tables: Collection[str]) -> list[str]:
+    """PostgreSQL: `ANALYZE` the tables of an entity just loaded (and indexed), alongside the load like its index
+    builds, so the end of an initial load measures only what was loaded last; return their names. SQLite: nothing.
+
+    The ingest's final `refresh_statistics` leaves the tables measured here out (`rows_written(..., measured=)`):
+    after their measure only pulled-ahead parents can still be written to them, a few rows.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    names = sorted(tables)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in names:
+            analyze(conn, name)
+    return names
+
+
+def rows_written(counts: list[dict], measured: Collection[str] = ()) -> dict[str, int]:
+    """Rows a night's ingest wrote per warehouse table (`stg_*`, and `hist_*` for versioned entities), from its counts;
+    without the tables `measured` alongside the load (`measure_tables`)."""
     written: dict[str, int] = {}
     for row in counts:
         loaded = int(row.get("rows_loaded") or 0)
@@ -114,6 +132,6 @@ def rows_written(counts: list[dict]) -> dict[str, int]:
         if not loaded or name not in staging:
             continue
         for table in (staging[name], history.get(name)):
-            if table is not None:
+            if table is not None and table.name not in measured:
                 written[table.name] = written.get(table.name, 0) + loaded
     return written

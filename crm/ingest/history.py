@@ -14,11 +14,28 @@ import itertools
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import Column, Connection, MetaData, Select, Table, and_, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Date,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import sqlite
 
 from crm.core.contracts import ENTITIES, Entity
 from crm.core.dates import end_of
-from crm.core.db import write_frame
+from crm.core.db import Written, write_frame
 from models.ingest import history, staging
 
 _temp_names = itertools.count()
@@ -54,21 +71,52 @@ def versions_changed_on(entity: Entity | str, as_of: date) -> Select:
     return select(*[h.c[c] for c in entity.column_names]).where(h.c.valid_from >= start, h.c.valid_from < end)
 
 
-def record_versions(conn: Connection, entity: Entity, rows: pd.DataFrame, as_of: date, *, fresh: bool = False) -> int:
+def record_versions(
+    conn: Connection,
+    entity: Entity,
+    rows: pd.DataFrame,
+    as_of: date,
+    *,
+    fresh: bool = False,
+    staged: Written | None = None,
+) -> int:
     """Add the versions in `rows` (typed, one per key) to the entity's history; close the versions they follow.
 
     A version already stored (same key and `updated_at`) is kept as it is, so re-runs and
     pulled-ahead parents add nothing. Returns how many versions were new. `fresh`: the versions
-    are most likely new (an initial load; `write_frame`).
+    are most likely new (an initial load; `write_frame`). `staged`: how `rows` were just written to
+    the entity's `stg_*` table (`write_rows`); when every key went in as new, no key has a stored
+    version (a key has versions only once it is in `stg_*`, in the same transaction, and no `stg_*`
+    row is ever deleted): there is nothing to close, and on SQLite the versions are copied from
+    those `stg_*` rows inside the engine instead of being converted and bound again.
     """
     if rows.empty or not entity.versioned:
         return 0
     table = history[entity.name]
+    first_versions = staged is not None and staged.all_new and staged.rows == len(rows)
+    if first_versions and staged.rowids is not None:
+        return _copy_staged_versions(conn, entity, table, staged.rowids, as_of)
     frame = rows[entity.column_names].assign(valid_from=rows[entity.updated_column], ingested_on=pd.Timestamp(as_of))
-    added = write_frame(conn, table, frame, on_conflict="ignore", fresh=fresh)
-    if added:
+    added = write_frame(conn, table, frame, on_conflict="ignore", fresh=fresh or first_versions)
+    if added and not first_versions:
         _close_versions(conn, entity, table, rows[list(entity.key)].drop_duplicates())
     return added
+
+
+def _copy_staged_versions(conn: Connection, entity: Entity, table: Table, rowids: tuple[int, int], as_of: date) -> int:
+    """SQLite: the `stg_*` rows with `low < rowid <= high` (a batch just inserted) as first versions in `hist_*`."""
+    staged = staging[entity.name]
+    rowid = literal_column("rowid")
+    columns = [staged.c[c] for c in entity.column_names]
+    rows = select(*columns, staged.c[entity.updated_column], literal(as_of, Date)).where(
+        rowid > rowids[0], rowid <= rowids[1]
+    )
+    stmt = (
+        sqlite.insert(table)
+        .from_select([*entity.column_names, "valid_from", "ingested_on"], rows)
+        .on_conflict_do_nothing(index_elements=[*entity.key, "valid_from"])
+    )
+    return max(conn.execute(stmt).rowcount, 0)
 
 
 def _close_versions(conn: Connection, entity: Entity, table: Table, keys: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError
 
 from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Entity
 from crm.core.dates import end_of
-from crm.core.db import keyset_pages, last_key, upsert, write_frame
+from crm.core.db import keyset_pages, last_key, upsert, write_frame, write_rows
 from crm.core.errors import OperatorError, one_line
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
@@ -77,8 +77,12 @@ def _record_batch(
     """
     frame = result.valid.assign(ingested_on=pd.Timestamp(business_date or as_of))
     on_conflict = "ignore" if entity.immutable else "update"
-    loaded = write_frame(conn, staging[entity.name], frame, on_conflict=on_conflict, fresh=bulk)
-    record_versions(conn, entity, result.valid, as_of, fresh=bulk)  # same transaction: history never lags
+    staged = write_rows(
+        conn, staging[entity.name], frame, on_conflict=on_conflict, fresh=bulk, track_new=entity.versioned
+    )
+    loaded = staged.rows
+    # Same transaction: history never lags. Keys all new to `stg_*` have no version to close.
+    record_versions(conn, entity, result.valid, as_of, fresh=bulk, staged=staged)
     duplicates = result.duplicates + (len(frame) - loaded if entity.immutable else 0)
     if business_date is not None:
         valid_days = pd.Series([business_date] * len(result.valid), dtype=object)

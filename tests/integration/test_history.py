@@ -155,3 +155,63 @@ def test_later_loads_do_not_change_what_a_past_day_saw(backend):
         versions = conn.execute(select(history["loans"].c.loan_id)).all()
         current = conn.execute(select(staging["loans"].c.loan_id)).all()
     assert len(versions) > len(current)  # loans changed after the day: their older versions are kept
+
+
+def test_keys_new_to_staging_get_first_versions_without_closing_and_the_same_history(backend):
+    # A batch whose keys all went into stg_ as new keys (an initial load) cannot have an earlier version: its
+    # versions are written without closing anything (on SQLite, copied from those stg_ rows inside the engine).
+    # Batch by batch, the history is the one the general path (write, then close) gives, also for batches that
+    # mix new keys with known ones, late older versions and re-runs.
+    from sqlalchemy import event, text
+
+    from crm.core.db import write_rows
+    from models.warehouse import metadata
+
+    batches = [  # (rows, as_of, every key new to stg_)
+        ([loan(1, "active", "2026-01-05 10:00"), loan(2, "active", "2026-01-05 11:00")], date(2026, 1, 5), True),
+        ([loan(1, "repaid", "2026-01-19 09:00"), loan(3, "active", "2026-01-06 08:00")], date(2026, 1, 19), False),
+        ([loan(4, "active", "2026-01-07 00:00"), loan(5, "overdue", "2026-01-20 00:00")], date(2026, 1, 20), True),
+        ([loan(1, "overdue", "2026-01-12 00:00")], date(2026, 1, 20), False),  # a late, older version
+        ([loan(1, "repaid", "2026-01-19 09:00")], date(2026, 1, 21), False),  # a re-run adds nothing
+    ]
+    engine = make_engine(backend.warehouse_url)
+    h = history["loans"]
+    histories, statements = {}, []
+    event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *args: statements.append(sql))
+    for shortcut in (False, True):
+        with engine.begin() as conn:
+            metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        upgrade_warehouse(engine)
+        added, statements[:] = [], []
+        for rows, day, all_new in batches:
+            frame = pd.DataFrame(rows)
+            with engine.begin() as conn:
+                staged = write_rows(
+                    conn,
+                    staging["loans"],
+                    frame.assign(ingested_on=pd.Timestamp(day)),
+                    on_conflict="update",
+                    fresh=all_new,
+                    track_new=True,
+                )
+                assert staged.all_new == all_new
+                added.append(
+                    record_versions(conn, LOANS, frame, day, fresh=all_new, staged=staged if shortcut else None)
+                )
+        with engine.connect() as conn:
+            histories[shortcut] = (
+                added,
+                [tuple(r) for r in conn.execute(select(h).order_by(h.c.loan_id, h.c.valid_from))],
+            )
+        closes = sum("_history_keys_" in s and s.lstrip().upper().startswith("CREATE") for s in statements)
+        assert closes == (2 if shortcut else 4)  # the batches that added versions; the shortcut: those with known keys
+        if shortcut and backend.name == "sqlite":
+            assert sum(s.startswith("INSERT INTO hist_loans") and "SELECT" in s for s in statements) == 2
+    assert histories[True] == histories[False]
+    assert histories[True][0] == [2, 2, 2, 1, 0]
+    assert [(r[0], r[-3], r[-2]) for r in histories[True][1] if r[0] == 1] == [
+        (1, datetime(2026, 1, 5, 10), datetime(2026, 1, 12)),
+        (1, datetime(2026, 1, 12), datetime(2026, 1, 19, 9)),
+        (1, datetime(2026, 1, 19, 9), None),
+    ]

@@ -284,3 +284,27 @@ def test_segment_memberships_has_only_its_key_and_postgresql_leaves_room_for_in_
             )
         # Closing an interval stays in its page (HOT: no new primary key entry); aggregates stay packed.
         assert options == {"segment_memberships": ["fillfactor=90"], "segment_aggregates": None}
+
+
+def test_tables_measured_alongside_an_initial_load_are_not_measured_again_at_its_end(backend):
+    from crm.core.db import refresh_statistics
+    from crm.ingest import entity_tables, measure_tables, rows_written
+
+    engine = make_engine(backend.warehouse_url)
+    upgrade_warehouse(engine)
+    at = pd.Timestamp("2026-01-02 09:00:00")
+    frame = pd.DataFrame(
+        {"customer_id": pd.array(range(1, 501), dtype="Int64"), "registered_at": at, "signup_channel": "app"}
+    ).assign(is_technical=False, updated_at=at, ingested_on=at)
+    with engine.begin() as conn:
+        write_frame(conn, staging["customers"], frame, on_conflict="update")
+    counts = [{"entity": "customers", "rows_loaded": 500}, {"entity": "payments", "rows_loaded": 10}]
+    measured = measure_tables(engine, entity_tables("customers"))  # as the build alongside does, once loaded
+    if backend.name == "sqlite":
+        assert measured == []  # nothing to measure: SQLite plans without statistics
+        return
+    assert measured == ["hist_customers", "stg_customers"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'stg_customers'")).scalar() == 500
+    assert rows_written(counts, measured=measured) == {"stg_payments": 10}
+    assert refresh_statistics(engine, rows_written(counts, measured=measured)) == ["stg_payments"]
