@@ -164,7 +164,11 @@ def _stored_hashes(conn: Connection, ids: np.ndarray, table: Table | None) -> pd
         stmt = stmt.where(g.customer_id.in_(select(table.c.customer_id)))
     else:
         stmt = stmt.where(g.customer_id >= int(ids.min()), g.customer_id <= int(ids.max()))
-    frame = read_typed(conn, stmt)
+    return _hash_columns(read_typed(conn, stmt))
+
+
+def _hash_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The stored hashes of rows read from `segment_aggregates`, named as `_store` compares them."""
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy("int64"),
@@ -303,7 +307,7 @@ def _incremental(
     with ThreadPoolExecutor(max_workers=1) as pool:
         aggregated = None
         if len(recomputed_ids) > chunk_rows or not apart:
-            # A night larger than a chunk: the recomputed customers stream in chunks, each with its own reads.
+            # On this connection (SQLite, or a night larger than a chunk: streamed, each chunk with its own reads).
             fill_ids(conn, ids, recomputed_ids)
             stmt = aggregate_statement(as_of, window, ids).order_by("customer_id")
             frames = [_read(conn, stmt)] if len(recomputed_ids) <= chunk_rows else _frames(conn, stmt, chunk_rows)
@@ -322,19 +326,7 @@ def _incremental(
             if aggregated is not None:
                 fill_ids(conn, ids, recomputed_ids)
                 stored.append(_read(conn, stored_aggregates(ids, ("customer_id", *FACT_COLUMNS))))
-            hashes = pd.concat(
-                [
-                    pd.DataFrame(
-                        {
-                            "customer_id": frame["customer_id"].to_numpy("int64"),
-                            "stored_inputs": frame["inputs_hash"].to_numpy("int64"),
-                            "stored_segments": frame["segments_hash"].to_numpy("int64"),
-                        }
-                    )
-                    for frame in stored
-                ],
-                ignore_index=True,
-            )
+            hashes = pd.concat([_hash_columns(frame) for frame in stored], ignore_index=True)
             fact_frames = (deltas["messages"], deltas["logins"], deltas["interest"])
             own = add_fact_deltas(typed_aggregates(stored[0]), *fact_frames)
             parts = [_derive(own, as_of, config)]
