@@ -35,7 +35,7 @@ INGEST = """
 import sys, json, time
 from datetime import date
 from crm.core.contracts import LANDING_ENTITIES, SOURCE_ENTITIES
-from crm.ingest import pull_source_table, load_landing_file, load_known_ids
+from crm.ingest import pull_source_table, load_landing_files, load_known_ids
 from crm.core.storage import open_store
 from crm.ingest import list_landing_files
 from crm.core.migrations import upgrade_warehouse
@@ -63,16 +63,17 @@ for entity in SOURCE_ENTITIES:
 zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
 files.sort(key=lambda f: [e.name for e in LANDING_ENTITIES].index(f.entity.name))  # entity by entity, as the flow
-known = {}; bulk = loading_in_bulk(warehouse_engine(s))  # once per run, as the loading task does
-for i, f in enumerate(files):
-    if f.entity.name not in known:
-        with warehouse_engine(s).connect() as conn:
-            known[f.entity.name] = load_known_ids(conn, f.entity)
-    c = load_landing_file(zone, warehouse_engine(s), f, day, known_ids=known[f.entity.name], bulk=bulk)
-    totals[f.entity.name] = totals.get(f.entity.name, 0) + c.rows_loaded
-    written.append({"entity": f.entity.name, "rows_loaded": c.rows_loaded})
-    if i + 1 == len(files) or files[i + 1].entity != f.entity:
-        loaded(f.entity.name)
+bulk = loading_in_bulk(warehouse_engine(s))  # once per run, as the loading task does
+for entity in LANDING_ENTITIES:  # entity by entity, as the flow
+    mine = [f for f in files if f.entity.name == entity.name]
+    if not mine:
+        continue
+    with warehouse_engine(s).connect() as conn:
+        known = load_known_ids(conn, entity)
+    for c in load_landing_files(zone, warehouse_engine(s), mine, day, known, bulk=bulk):
+        totals[entity.name] = totals.get(entity.name, 0) + c.rows_loaded
+        written.append({"entity": entity.name, "rows_loaded": c.rows_loaded})
+    loaded(entity.name)
 started = time.perf_counter()
 built = [name for b in builds for name in b.result()[0]]  # waiting for the last builds counts as index time
 measured = [name for b in builds for name in b.result()[1]]

@@ -31,7 +31,7 @@ from crm.ingest import (
     list_landing_files,
     load_ingest_config,
     load_known_ids,
-    load_landing_file,
+    load_landing_files,
     loading_in_bulk,
     measure_tables,
     pull_source_table,
@@ -169,19 +169,8 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
     known = known_source_ids(source, in_warehouse, as_of)
     plausible_since = load_ingest_config().plausible_since
     bulk = loading_in_bulk(engine)  # an initial load: the files' rows are copied straight into the tables
-    out = []
-    for landing_file in (f for f in files if f.entity.name == entity_name):
-        counts = load_landing_file(
-            zone,
-            engine,
-            landing_file,
-            as_of,
-            known_ids=known,
-            source_db=source,
-            in_warehouse=in_warehouse,
-            plausible_since=plausible_since,
-            bulk=bulk,
-        )
+
+    def log_file(landing_file, counts) -> None:
         if counts.status == SourceStatus.FAILED:
             logger.error("%s", counts.error)
         elif counts.status == SourceStatus.ALREADY_REJECTED:
@@ -196,7 +185,21 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
                 f"{counts.rows_quarantined:,}",
                 f"{counts.rows_duplicate:,}",
             )
-        out.append(counts.as_row())
+
+    # Each file in its own transaction; the next file is read and validated while one is written.
+    loaded = load_landing_files(
+        zone,
+        engine,
+        [f for f in files if f.entity.name == entity_name],
+        as_of,
+        known,
+        source_db=source,
+        in_warehouse=in_warehouse,
+        plausible_since=plausible_since,
+        bulk=bulk,
+        on_file=log_file,
+    )
+    out = [counts.as_row() for counts in loaded]
     return loading_state(out, f"load {entity_name} landing files")
 
 

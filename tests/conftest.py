@@ -175,7 +175,15 @@ def prefect_server() -> Iterator[str]:
             server.start(timeout=120)
             try:
                 stack.enter_context(
-                    prefect.settings.temporary_settings(updates={prefect.settings.PREFECT_API_URL: server.api_url})
+                    prefect.settings.temporary_settings(
+                        updates={
+                            prefect.settings.PREFECT_API_URL: server.api_url,
+                            # A flow run's heartbeat thread sleeps in whole seconds and is joined at the run's end:
+                            # ~0.8 s per flow or subflow run, minutes over the suite. Crash detection is not tested
+                            # here (and cannot be turned off by environment variable, so subprocesses keep it).
+                            prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                        }
+                    )
                 )
                 stack.enter_context(
                     prefect.context._temporary_global_settings_context(prefect.context.get_settings_context())

@@ -11,7 +11,8 @@ import hashlib
 import itertools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
@@ -23,6 +24,7 @@ from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Enti
 from crm.core.dates import end_of
 from crm.core.db import keyset_pages, last_key, upsert, write_frame, write_rows
 from crm.core.errors import OperatorError, one_line
+from crm.core.pipeline import WriteBehind
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.bulk import loading_in_bulk
@@ -200,12 +202,11 @@ def pull_source_table(
         counts.rows_without_watermark = int(src.execute(queries.without_watermark(table, entity)).scalar_one())
     after = (mark[0], *mark[1]) if mark else None
     pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
-    for chunk_number, chunk in enumerate(pages, start=1):
-        result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
-        watermark_at, *key = last_key(chunk, [c.name for c in order])
+
+    def write(result: ValidationResult, watermark_at: datetime, key: list) -> tuple[int, int]:
         with warehouse.begin() as conn:
             pull_ahead_parents(source, conn, entity, result.valid, in_warehouse, as_of, bulk=bulk)
-            loaded, duplicates = _record_batch(conn, entity, result, source=counts.source, as_of=as_of, bulk=bulk)
+            written = _record_batch(conn, entity, result, source=counts.source, as_of=as_of, bulk=bulk)
             row = {
                 "source_table": entity.name,
                 "watermark_at": watermark_at,
@@ -213,13 +214,26 @@ def pull_source_table(
                 "as_of": as_of,
             }
             upsert(conn, ingest_watermarks, [row])
-        counts.status = SourceStatus.LOADED
-        counts.rows_read += result.rows_read
-        counts.rows_loaded += loaded
-        counts.rows_quarantined += len(result.rejected)
-        counts.rows_duplicate += duplicates
-        if on_chunk:
-            on_chunk(chunk_number, counts.rows_read)
+        return written
+
+    def count(done: Iterator[tuple[tuple[int, ValidationResult], tuple[int, int]]]) -> None:
+        for (chunk_number, result), (loaded, duplicates) in done:
+            counts.status = SourceStatus.LOADED
+            counts.rows_read += result.rows_read
+            counts.rows_loaded += loaded
+            counts.rows_quarantined += len(result.rejected)
+            counts.rows_duplicate += duplicates
+            if on_chunk:
+                on_chunk(chunk_number, counts.rows_read)
+
+    # The next chunk is read and validated while this one is written (its own transaction, in order).
+    with WriteBehind[tuple[int, ValidationResult], tuple[int, int]](f"pull-{entity.name}") as writer:
+        for chunk_number, chunk in enumerate(pages, start=1):
+            result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
+            watermark_at, *key = last_key(chunk, [c.name for c in order])
+            writer.submit((chunk_number, result), write, result, watermark_at, key)
+            count(writer.completed())
+        count(writer.results())
     return counts
 
 
@@ -338,6 +352,93 @@ def load_landing_file(
     `bulk`: an initial load is under way (default: whether its indexes are set aside, `loading_in_bulk`);
     a file that changed since it was loaded is never written as a bulk load (its keys are there).
     """
+    prepared = _read_landing_file(zone, warehouse, landing_file, known_ids, plausible_since)
+    if isinstance(prepared, SourceCounts):
+        return prepared
+    if bulk is None:
+        bulk = loading_in_bulk(warehouse)
+    return _store_landing_file(warehouse, prepared, as_of, source_db=source_db, in_warehouse=in_warehouse, bulk=bulk)
+
+
+def load_landing_files(
+    zone: ObjectStore,
+    warehouse: Engine,
+    landing_files_: list[LandingFile],
+    as_of: date,
+    known_ids: dict[str, pd.Index],
+    *,
+    source_db: Engine | None = None,
+    in_warehouse: dict[str, pd.Index] | None = None,
+    plausible_since: date = DEFAULT_PLAUSIBLE_SINCE,
+    bulk: bool | None = None,
+    on_file: Callable[[LandingFile, SourceCounts], None] | None = None,
+) -> list[SourceCounts]:
+    """`load_landing_file` for each file in order, the next file read and validated while one is written.
+
+    Each file keeps its own transaction, committed before the next file's starts; `on_file` is called
+    for each file in order once its outcome is known. A write that fails for another reason than the
+    file's content stops the files after it (as it would inline): they are loaded by a retry.
+    """
+    if bulk is None:
+        bulk = loading_in_bulk(warehouse)
+    out: list[SourceCounts] = []
+
+    def report(done: Iterator[tuple[LandingFile, SourceCounts]]) -> None:
+        for landing_file, counts in done:
+            out.append(counts)
+            if on_file:
+                on_file(landing_file, counts)
+
+    with WriteBehind[LandingFile, SourceCounts]("landing") as writer:
+        for landing_file in landing_files_:
+            prepared = _read_landing_file(zone, warehouse, landing_file, known_ids, plausible_since)
+            if isinstance(prepared, SourceCounts):
+                writer.done(landing_file, prepared)
+            else:
+                writer.submit(
+                    landing_file,
+                    _store_landing_file,
+                    warehouse,
+                    prepared,
+                    as_of,
+                    source_db=source_db,
+                    in_warehouse=in_warehouse,
+                    bulk=bulk,
+                )
+            report(writer.completed())
+        report(writer.results())
+    return out
+
+
+@dataclass
+class _ReadFile:
+    """A landing file read and validated, ready to be written."""
+
+    landing_file: LandingFile
+    result: ValidationResult | None
+    manifest_row: dict
+    changed: bool
+    failure: str | None = None  # why the file is rejected (unreadable), instead of a result
+
+
+def _reject(warehouse: Engine, manifest_row: dict, landing_file: LandingFile, reason: str) -> SourceCounts:
+    error = f"{landing_file.key}: {reason}"
+    log.error("landing file rejected: %s", error)
+    with warehouse.begin() as conn:
+        upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.FAILED, "error": error}])
+    return SourceCounts(
+        source=f"file:{landing_file.key}", entity=landing_file.entity.name, status=SourceStatus.FAILED, error=error
+    )
+
+
+def _read_landing_file(
+    zone: ObjectStore,
+    warehouse: Engine,
+    landing_file: LandingFile,
+    known_ids: dict[str, pd.Index] | None,
+    plausible_since: date,
+) -> SourceCounts | _ReadFile:
+    """The file's outcome when it needs no write (loaded or rejected before, unreadable), else its rows validated."""
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
     with warehouse.connect() as conn:
@@ -373,16 +474,7 @@ def load_landing_file(
         "business_date": landing_file.business_date,
         "size_bytes": len(data),
         "version": landing_file.version or None,
-        "as_of": as_of,
     }
-
-    def reject(reason: str) -> SourceCounts:
-        error = f"{landing_file.key}: {reason}"
-        log.error("landing file rejected: %s", error)
-        with warehouse.begin() as conn:
-            upsert(conn, landing_files, [{**manifest_row, "status": FileStatus.FAILED, "error": error}])
-        return SourceCounts(source=source, entity=entity.name, status=SourceStatus.FAILED, error=error)
-
     if known_ids is None:
         with warehouse.connect() as conn:
             known_ids = load_known_ids(conn, entity)
@@ -399,20 +491,37 @@ def load_landing_file(
             received=parsed.received,
         )
     except (MalformedFileError, MissingColumnsError) as exc:
-        return reject(str(exc))
+        return _ReadFile(landing_file, None, manifest_row, changed, failure=str(exc))
     except Exception as exc:  # a bug on some input: that file is rejected by name, the night goes on
         log.exception("landing file %s could not be read", landing_file.key)
-        return reject(f"could not be read ({type(exc).__name__}: {one_line(exc, 200)}); a bug, see the run's logs")
+        reason = f"could not be read ({type(exc).__name__}: {one_line(exc, 200)}); a bug, see the run's logs"
+        return _ReadFile(landing_file, None, manifest_row, changed, failure=reason)
 
     unreadable = parsed.unreadable
     if len(unreadable):
         unreadable = unreadable.assign(record_key=None, rule="malformed_row")
         result.rejected = pd.concat([unreadable[result.rejected.columns], result.rejected], ignore_index=True)
         result.rejected = result.rejected.sort_values("row_number", kind="stable", ignore_index=True)
-    if changed:
-        bulk = False
-    elif bulk is None:
-        bulk = loading_in_bulk(warehouse)
+    return _ReadFile(landing_file, result, manifest_row, changed)
+
+
+def _store_landing_file(
+    warehouse: Engine,
+    read: _ReadFile,
+    as_of: date,
+    *,
+    source_db: Engine | None,
+    in_warehouse: dict[str, pd.Index] | None,
+    bulk: bool,
+) -> SourceCounts:
+    """Write a file read by `_read_landing_file` in one transaction with its manifest entry (or reject it)."""
+    landing_file, result, changed = read.landing_file, read.result, read.changed
+    manifest_row = {**read.manifest_row, "as_of": as_of}
+    if result is None:
+        return _reject(warehouse, manifest_row, landing_file, read.failure or "could not be read")
+    entity = landing_file.entity
+    source = f"file:{landing_file.key}"
+    bulk = bulk and not changed
     try:
         with warehouse.begin() as conn:
             if source_db is not None and in_warehouse is not None:
@@ -425,12 +534,17 @@ def load_landing_file(
         if not _is_data_error(exc):
             raise  # a lost connection is retried by the task; a bug fails loudly
         log.exception("landing file %s could not be stored", landing_file.key)
-        return reject(f"could not be stored ({one_line(exc, 200)}); a bug, see the run's logs")
+        return _reject(
+            warehouse,
+            manifest_row,
+            landing_file,
+            f"could not be stored ({one_line(exc, 200)}); a bug, see the run's logs",
+        )
     if changed:
         log.warning(
             "landing file %s changed since it was loaded (new checksum %s): loaded its new rows",
             landing_file.key,
-            checksum[:12],
+            manifest_row["checksum"][:12],
         )
     return SourceCounts(
         source=source,

@@ -12,7 +12,7 @@ from crm.core.db import write_frame
 from crm.core.migrations import upgrade_warehouse
 from crm.core.settings import make_engine
 from crm.core.storage import ObjectStore
-from crm.ingest import list_landing_files, load_known_ids, load_landing_file, record_misplaced_files, validate_frame
+from crm.ingest import list_landing_files, load_known_ids, load_landing_files, record_misplaced_files, validate_frame
 from models.ingest import ingest_batches, landing_files, quarantined_rows, staging
 
 
@@ -43,15 +43,14 @@ def load_zone(zone: ObjectStore, engine: Engine, as_of: date, *, bulk: bool | No
     (`bulk`: write as an initial load does, default: when its indexes are set aside)."""
     files, misplaced = list_landing_files(zone, as_of)
     out = {c.source: c.as_row() for c in record_misplaced_files(zone, engine, misplaced, as_of)}
-    known: dict = {}
+    by_entity: dict[str, list] = {}
     for landing_file in files:
-        if landing_file.entity.name not in known:
-            with engine.connect() as conn:
-                known[landing_file.entity.name] = load_known_ids(conn, landing_file.entity)
-        counts = load_landing_file(
-            zone, engine, landing_file, as_of, known_ids=known[landing_file.entity.name], bulk=bulk
-        )
-        out[counts.source] = counts.as_row()
+        by_entity.setdefault(landing_file.entity.name, []).append(landing_file)
+    for group in by_entity.values():  # as the loading task: one entity's files, written behind their reading
+        with engine.connect() as conn:
+            known = load_known_ids(conn, group[0].entity)
+        for counts in load_landing_files(zone, engine, group, as_of, known, bulk=bulk):
+            out[counts.source] = counts.as_row()
     return out
 
 
