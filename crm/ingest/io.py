@@ -258,7 +258,9 @@ def pull_ahead_parents(
     the parent the warehouse would hold an orphan payment until the next run (and the quality
     suite's `known_reference` rule would close the send gate). The parent is loaded now, in the
     transaction of its children, and loaded again in the normal way when its change comes into
-    a later window. `in_warehouse` is updated with the keys loaded; returns how many rows.
+    a later window. A parent whose current version is refused is not quarantined here: the normal
+    pull does it on the day of that change (once). `in_warehouse` is updated with the keys loaded;
+    returns how many rows.
     """
     total = 0
     for column, parent_name in entity.references.items():
@@ -283,6 +285,9 @@ def pull_ahead_parents(
                 pull_ahead_parents(source, conn, parent, found, grand, as_of, depth=depth + 1, bulk=bulk)
             # Its event happened by the day; only its latest change lies after it.
             result = validate_frame(found, parent, as_of=as_of, known_ids=grand)
+            # A parent whose latest version is refused is judged (and quarantined, once) on the day of that
+            # change, when the normal pull reads it; quarantined here too, that day would count it twice.
+            result.rejected = result.rejected.iloc[0:0]
             loaded, _ = _record_batch(
                 conn, parent, result, source=f"db:{parent_name}", as_of=as_of, coverage=False, bulk=bulk
             )

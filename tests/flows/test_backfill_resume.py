@@ -44,7 +44,7 @@ def comparable(url: str) -> dict[str, pd.DataFrame]:
     return out
 
 
-def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, sqlite_backend):
+def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, sqlite_backend, prefect_server):
     reference = sqlite_backend
     home = tmp_path / "interrupted"
     home.mkdir()
@@ -57,6 +57,7 @@ def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, 
         CRM_LANDING_URL=str(home / "landing"),
         PYTHONPATH=str(ROOT),
         PREFECT_HOME=str(home / "prefect"),
+        PREFECT_API_URL=prefect_server,  # the session's server: no ephemeral server started (and killed) per run
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
         PREFECT_LOGGING_LEVEL="WARNING",
@@ -91,7 +92,7 @@ def test_a_killed_backfill_resumes_and_ends_like_an_uninterrupted_one(tmp_path, 
     assert killed.poll() is None, "the backfill ended before it could be killed: make the range longer"
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
-    # The killed backfill's own children (its ephemeral Prefect server) would outlive the test: end them too.
+    # Any child of the killed backfill would outlive the test: end them too.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(killed.pid, signal.SIGKILL)
     engine.dispose()
