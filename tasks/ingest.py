@@ -186,7 +186,7 @@ def load_landing_files_task(entity_name: str, as_of: date) -> list[dict]:
                 f"{counts.rows_duplicate:,}",
             )
 
-    # Each file in its own transaction; the next file is read and validated while one is written.
+    # Each file in its own transaction; on PostgreSQL the next file is read and validated while one is written.
     loaded = load_landing_files(
         zone,
         engine,

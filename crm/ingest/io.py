@@ -24,7 +24,7 @@ from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Enti
 from crm.core.dates import end_of
 from crm.core.db import keyset_pages, last_key, upsert, write_frame, write_rows
 from crm.core.errors import OperatorError, one_line
-from crm.core.pipeline import WriteBehind
+from crm.core.pipeline import WriteBehind, writes_behind
 from crm.core.storage import ObjectStore
 from crm.ingest import queries
 from crm.ingest.bulk import loading_in_bulk
@@ -226,8 +226,10 @@ def pull_source_table(
             if on_chunk:
                 on_chunk(chunk_number, counts.rows_read)
 
-    # The next chunk is read and validated while this one is written (its own transaction, in order).
-    with WriteBehind[tuple[int, ValidationResult], tuple[int, int]](f"pull-{entity.name}") as writer:
+    # PostgreSQL: the next chunk is read and validated while this one is written (its own transaction, in order).
+    with WriteBehind[tuple[int, ValidationResult], tuple[int, int]](
+        f"pull-{entity.name}", threaded=writes_behind(warehouse)
+    ) as writer:
         for chunk_number, chunk in enumerate(pages, start=1):
             result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
             watermark_at, *key = last_key(chunk, [c.name for c in order])
@@ -378,7 +380,7 @@ def load_landing_files(
     bulk: bool | None = None,
     on_file: Callable[[LandingFile, SourceCounts], None] | None = None,
 ) -> list[SourceCounts]:
-    """`load_landing_file` for each file in order, the next file read and validated while one is written.
+    """`load_landing_file` for each file in order (PostgreSQL: the next file read and validated while one is written).
 
     Each file keeps its own transaction, committed before the next file's starts; `on_file` is called
     for each file in order once its outcome is known. A write that fails for another reason than the
@@ -394,7 +396,7 @@ def load_landing_files(
             if on_file:
                 on_file(landing_file, counts)
 
-    with WriteBehind[LandingFile, SourceCounts]("landing") as writer:
+    with WriteBehind[LandingFile, SourceCounts]("landing", threaded=writes_behind(warehouse)) as writer:
         for landing_file in landing_files_:
             prepared = _read_landing_file(zone, warehouse, landing_file, known_ids, plausible_since)
             if isinstance(prepared, SourceCounts):

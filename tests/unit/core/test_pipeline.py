@@ -83,3 +83,19 @@ def test_the_last_writes_error_is_raised_when_the_block_ends():
 
     with pytest.raises(RuntimeError, match="disk full"), WriteBehind[int, None]() as writer:
         writer.submit(1, write)
+
+
+def test_inline_writes_run_in_the_callers_thread_in_order_with_the_same_results():
+    threads: set[int] = set()
+
+    def write(n: int) -> int:
+        threads.add(threading.get_ident())
+        return n + 1
+
+    with WriteBehind[int, int](threaded=False) as writer:
+        writer.submit(0, write, 0)
+        writer.done(1, 0)
+        writer.submit(2, write, 2)
+        assert list(writer.completed()) == [(0, 1), (1, 0), (2, 3)]
+        assert list(writer.results()) == []
+    assert threads == {threading.get_ident()}
