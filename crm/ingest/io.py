@@ -419,7 +419,7 @@ def load_landing_files(
 
 @dataclass
 class _ReadFile:
-    """A landing file read and validated, ready to be written."""
+    """A landing file read and validated (or found unreadable), ready to be written (or rejected)."""
 
     landing_file: LandingFile
     result: ValidationResult | None
@@ -445,7 +445,8 @@ def _read_landing_file(
     known_ids: dict[str, pd.Index] | None,
     plausible_since: date,
 ) -> SourceCounts | _ReadFile:
-    """The file's outcome when it needs no write (loaded or rejected before, unreadable), else its rows validated."""
+    """The file's outcome when it needs no write (loaded or rejected before), else the file read: its rows
+    validated, or why it is refused (`failure`: unreadable), which `_store_landing_file` puts on record."""
     entity = landing_file.entity
     source = f"file:{landing_file.key}"
     with warehouse.connect() as conn:
