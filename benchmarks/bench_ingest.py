@@ -62,7 +62,6 @@ for entity in SOURCE_ENTITIES:
     loaded(entity.name)
 zone = open_store(s.landing)
 files, _ = list_landing_files(zone, day)
-files.sort(key=lambda f: [e.name for e in LANDING_ENTITIES].index(f.entity.name))  # entity by entity, as the flow
 bulk = loading_in_bulk(warehouse_engine(s))  # once per run, as the loading task does
 for entity in LANDING_ENTITIES:  # entity by entity, as the flow
     mine = [f for f in files if f.entity.name == entity.name]

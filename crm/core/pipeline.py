@@ -42,11 +42,10 @@ class WriteBehind(Generic[T, R]):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        running, self._running = self._running, None
         try:
-            if running is not None and exc[0] is None:
-                running.result()  # the last write's error is the block's error
-        finally:
+            if exc[0] is None:
+                self._wait()  # the last write's error is the block's error
+        finally:  # on the caller's error the pool still waits for the write under way
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
 
