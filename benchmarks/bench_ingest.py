@@ -207,6 +207,7 @@ def run_stage(name: str, code: str, args: list[str], env: dict, server_dbs: tupl
             "record",
             "--idle",
             "--threads",
+            "--subprocesses",  # the SQLite initial load's reading process too
             "-r",
             "50",
             "--format",

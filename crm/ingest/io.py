@@ -24,8 +24,8 @@ from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Enti
 from crm.core.dates import end_of
 from crm.core.db import keyset_pages, last_key, upsert, write_frame, write_rows
 from crm.core.errors import OperatorError, one_line
-from crm.core.pipeline import WriteBehind, writes_behind
-from crm.core.storage import ObjectStore
+from crm.core.pipeline import WriteBehind, engine_of, engine_url, read_ahead, reads_in_process, writes_behind
+from crm.core.storage import LocalStore, ObjectStore, open_store
 from crm.ingest import queries
 from crm.ingest.bulk import loading_in_bulk
 from crm.ingest.counts import FileStatus, SourceCounts, SourceStatus
@@ -180,28 +180,22 @@ def pull_source_table(
     on_chunk: Callable[[int, int], None] | None = None,
     bulk: bool | None = None,
 ) -> SourceCounts:
-    """Copy rows changed since the watermark and up to the end of `as_of`, chunk by chunk.
+    """Copy rows changed since the watermark and up to the end of `as_of`, chunk by chunk; the next chunk is
+    read and validated while one is written (PostgreSQL: writes on a thread; SQLite, initial load: reads in a
+    worker process, `read_ahead`).
 
     `bulk`: an initial load is under way (default: whether its indexes are set aside, `loading_in_bulk`).
     """
     if bulk is None:
         bulk = loading_in_bulk(warehouse)
     table = source_model.tables[entity.name]
-    order = [table.c[entity.updated_column], *[table.c[k] for k in entity.key]]
     counts = SourceCounts(source=f"db:{entity.name}", entity=entity.name, status=SourceStatus.UP_TO_DATE)
     with warehouse.connect() as conn:
         in_warehouse = load_known_ids(conn, entity)
         mark = read_watermark(conn, entity)
-    known = known_source_ids(source, in_warehouse, as_of)
-
-    def read(stmt: Select) -> pd.DataFrame:
-        with source.connect() as src:
-            return pd.read_sql(stmt, src)
-
     with source.connect() as src:
         counts.rows_without_watermark = int(src.execute(queries.without_watermark(table, entity)).scalar_one())
     after = (mark[0], *mark[1]) if mark else None
-    pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
 
     def write(result: ValidationResult, watermark_at: datetime, key: list) -> tuple[int, int]:
         with warehouse.begin() as conn:
@@ -227,16 +221,55 @@ def pull_source_table(
                 on_chunk(chunk_number, counts.rows_read)
 
     # PostgreSQL: the next chunk is read and validated while this one is written (its own transaction, in order).
-    with WriteBehind[tuple[int, ValidationResult], tuple[int, int]](
-        f"pull-{entity.name}", threaded=writes_behind(warehouse)
-    ) as writer:
-        for chunk_number, chunk in enumerate(pages, start=1):
-            result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
-            watermark_at, *key = last_key(chunk, [c.name for c in order])
+    # SQLite, initial load: the next chunks are read and validated in a worker process while this one is written.
+    in_process = bulk and reads_in_process(warehouse, source)
+    with (
+        read_ahead(
+            _validated_pages,
+            engine_url(source) if in_process else source,
+            entity,
+            as_of,
+            chunk_rows,
+            after,
+            in_warehouse,
+            in_process=in_process,
+            name=f"read-{entity.name}",
+        ) as pages,
+        WriteBehind[tuple[int, ValidationResult], tuple[int, int]](
+            f"pull-{entity.name}", threaded=writes_behind(warehouse)
+        ) as writer,
+    ):
+        for chunk_number, result, watermark_at, key in pages:
             writer.submit((chunk_number, result), write, result, watermark_at, key)
             count(writer.completed())
         count(writer.results())
     return counts
+
+
+def _validated_pages(
+    source: Engine | str,
+    entity: Entity,
+    as_of: date,
+    chunk_rows: int,
+    after: tuple | None,
+    in_warehouse: dict[str, pd.Index],
+) -> Iterator[tuple[int, ValidationResult, datetime, list]]:
+    """The source rows changed after `after` and up to the end of `as_of`, page by page, validated:
+    (page number, result, watermark of its last row). `in_warehouse`: the referenced keys the warehouse holds."""
+    source = engine_of(source)
+    table = source_model.tables[entity.name]
+    order = [table.c[entity.updated_column], *[table.c[k] for k in entity.key]]
+    known = known_source_ids(source, in_warehouse, as_of)
+
+    def read(stmt: Select) -> pd.DataFrame:
+        with source.connect() as src:
+            return pd.read_sql(stmt, src)
+
+    pages = keyset_pages(queries.changed_up_to(table, entity, as_of), order, read, chunk_rows=chunk_rows, after=after)
+    for chunk_number, chunk in enumerate(pages, start=1):
+        result = validate_frame(chunk, entity, as_of=as_of, known_ids=known)
+        watermark_at, *key = last_key(chunk, [c.name for c in order])
+        yield chunk_number, result, watermark_at, key
 
 
 PULL_AHEAD_BATCH = 10_000
@@ -380,7 +413,8 @@ def load_landing_files(
     bulk: bool | None = None,
     on_file: Callable[[LandingFile, SourceCounts], None] | None = None,
 ) -> list[SourceCounts]:
-    """`load_landing_file` for each file in order (PostgreSQL: the next file read and validated while one is written).
+    """`load_landing_file` for each file in order; the next file is read and validated while one is written:
+    PostgreSQL writes on a thread, SQLite during an initial load of local files reads in a worker process.
 
     Each file keeps its own transaction, committed before the next file's starts; `on_file` is called
     for each file in order once its outcome is known. A write that fails for another reason than the
@@ -396,9 +430,22 @@ def load_landing_files(
             if on_file:
                 on_file(landing_file, counts)
 
-    with WriteBehind[LandingFile, SourceCounts]("landing", threaded=writes_behind(warehouse)) as writer:
-        for landing_file in landing_files_:
-            prepared = _read_landing_file(zone, warehouse, landing_file, known_ids, plausible_since)
+    # SQLite, initial load, local files: the next files are read and validated in a worker process.
+    in_process = bulk and isinstance(zone, LocalStore) and reads_in_process(warehouse)
+    with (
+        read_ahead(
+            _read_landing_files,
+            zone.url if in_process else zone,
+            engine_url(warehouse) if in_process else warehouse,
+            landing_files_,
+            known_ids,
+            plausible_since,
+            in_process=in_process,
+            name="read-landing-files",
+        ) as prepared_files,
+        WriteBehind[LandingFile, SourceCounts]("landing", threaded=writes_behind(warehouse)) as writer,
+    ):
+        for landing_file, prepared in zip(landing_files_, prepared_files, strict=True):
             if isinstance(prepared, SourceCounts):
                 writer.done(landing_file, prepared)
             else:
@@ -415,6 +462,20 @@ def load_landing_files(
             report(writer.completed())
         report(writer.results())
     return out
+
+
+def _read_landing_files(
+    zone: ObjectStore | str,
+    warehouse: Engine | str,
+    landing_files_: list[LandingFile],
+    known_ids: dict[str, pd.Index],
+    plausible_since: date,
+) -> Iterator[SourceCounts | _ReadFile]:
+    """`_read_landing_file` for each file in order (in a worker process: `zone` and `warehouse` by URL)."""
+    zone = open_store(zone) if isinstance(zone, str) else zone
+    warehouse = engine_of(warehouse)
+    for landing_file in landing_files_:
+        yield _read_landing_file(zone, warehouse, landing_file, known_ids, plausible_since)
 
 
 @dataclass

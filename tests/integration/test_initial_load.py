@@ -24,11 +24,13 @@ from crm.ingest import (
     drop_secondary_indexes,
     entity_tables,
     list_landing_files,
-    load_landing_file,
+    load_known_ids,
+    load_landing_files,
     loading_in_bulk,
     pull_source_table,
     secondary_indexes,
 )
+from crm.ingest import io as ingest_io
 from crm.ingest.bulk import missing_indexes
 from models import source as src
 from models.ingest import history
@@ -146,8 +148,9 @@ def initial_load(engine: Engine, backend, day: date, *, alongside: bool) -> list
                 built.append(pool.submit(build_missing_indexes, engine, entity_tables(entity.name)))
         files, _ = list_landing_files(zone, day)
         for entity in LANDING_ENTITIES:
-            for landing_file in (f for f in files if f.entity == entity):
-                load_landing_file(zone, engine, landing_file, day)
+            with engine.connect() as conn:
+                known = load_known_ids(conn, entity)
+            load_landing_files(zone, engine, [f for f in files if f.entity == entity], day, known)
             if alongside:
                 built.append(pool.submit(build_missing_indexes, engine, entity_tables(entity.name)))
         early = [name for future in built for name in future.result()]
@@ -203,3 +206,30 @@ def test_an_initial_load_killed_after_some_entities_indexes_were_built_is_finish
     assert set(build_missing_indexes(engine)) == left  # ...and builds exactly what is missing
     assert missing_indexes(engine) == []
     assert snapshot(engine) == expected
+
+
+def test_an_initial_load_on_sqlite_read_in_a_worker_process_ends_like_one_read_inline(sqlite_backend, monkeypatch):
+    # SQLite, initial load: source pages and landing files are read and validated in a worker process while
+    # this one writes. The same load read inline (as PostgreSQL and nightly loads read) gives the same warehouse.
+    backend = sqlite_backend
+    simulate_company(backend.source_url, backend.landing_url, customers=60, days=3, seed=5)
+    engine = make_engine(backend.warehouse_url)
+    day = START + timedelta(days=2)
+    read_in_process: list[bool] = []
+    read_ahead = ingest_io.read_ahead
+
+    def recorded(produce, *args, in_process: bool, **kwargs):
+        read_in_process.append(in_process)
+        return read_ahead(produce, *args, in_process=in_process, **kwargs)
+
+    monkeypatch.setattr(ingest_io, "read_ahead", recorded)
+    initial_load(engine, backend, day, alongside=False)
+    in_worker = snapshot(engine)
+    assert len(read_in_process) == len(SOURCE_ENTITIES) + len(LANDING_ENTITIES) and all(read_in_process)
+
+    read_in_process.clear()
+    monkeypatch.setattr(ingest_io, "reads_in_process", lambda *engines: False)
+    initial_load(engine, backend, day, alongside=False)
+    assert read_in_process and not any(read_in_process)
+    assert snapshot(engine) == in_worker
+    assert in_worker["stg_app_events"] and in_worker["hist_customers"]
