@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from crm.core.settings import make_engine
@@ -50,6 +51,7 @@ def test_a_backfill_runs_every_day_of_the_range_once(sqlite_backend):
     assert days == {start, summary.last_day}
 
 
+@pytest.mark.slow
 def test_the_demo_runs_the_nightly_chain_on_the_embedded_default(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
@@ -117,6 +118,7 @@ def test_a_scheduled_run_without_a_day_is_named_by_the_business_day_before_its_s
         assert client.read_flow_run(given.state_details.flow_run_id).name == "probe 2026-02-14"
 
 
+@pytest.mark.slow
 def test_the_nightly_run_shows_the_gate_once_and_links_the_subflows_artifacts(sqlite_backend):
     summary = simulate_company(sqlite_backend.source_url, sqlite_backend.landing_url, customers=150, days=4)
     state = nightly(as_of=summary.last_day, return_state=True)
