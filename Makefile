@@ -37,7 +37,7 @@ demo-stop:  ## stop the demo's Prefect server
 # Three workers on two cores: many tests wait on a Prefect server, a subprocess or PostgreSQL (CI 19.1 -> 13.6 min).
 PYTEST_WORKERS ?= 3
 test: setup  ## every test, SQLite and PostgreSQL (CRM_TEST_POSTGRES_URL), S3 via moto; PYTEST_WORKERS processes
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder  # scenario files first (tests/conftest.py)
 
 lint: setup  ## ruff and the import-linter layer contracts (also run by `make test`)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports

@@ -184,6 +184,9 @@ def prefect_server() -> Iterator[str]:
                             # ~0.8 s per flow or subflow run, minutes over the suite. Crash detection is not tested
                             # here (and cannot be turned off by environment variable, so subprocesses keep it).
                             prefect.settings.PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                            # Runs' logs are not shipped to the server (its CPU and the client's): the tests that
+                            # read them back turn it on (tests/flows/test_ui.py).
+                            prefect.settings.PREFECT_LOGGING_TO_API_ENABLED: False,
                         }
                     )
                 )
