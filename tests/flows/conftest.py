@@ -6,6 +6,7 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 from sqlalchemy import select
 
 from crm.core.settings import make_engine
@@ -54,3 +55,10 @@ def count_file_records(landing_url: str, key: str) -> int:
         data = gzip.decompress(data)
     lines = [line for line in data.decode("utf-8-sig").splitlines() if line.strip()]
     return len(lines) - 1 if ".csv" in key else len(lines)
+
+
+@pytest.fixture
+def logs_to_the_api():
+    """Runs' logs shipped to the test server, for a test that reads them back (`tests/conftest.py` leaves it off)."""
+    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
+        yield

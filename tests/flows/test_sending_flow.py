@@ -95,7 +95,7 @@ def test_a_run_waits_while_another_holds_the_providers_slot(sqlite_backend, gate
             time.sleep(0.2)
 
 
-def test_a_closed_gate_refuses_and_a_forced_send_is_recorded(sqlite_backend, gateway):
+def test_a_closed_gate_refuses_and_a_forced_send_is_recorded(sqlite_backend, gateway, logs_to_the_api):
     engine = seed_outbox(sqlite_backend.warehouse_url, range(1, 6))
     set_gate(engine, DAY, fit=False)
     refused = dispatch(as_of=DAY, return_state=True)

@@ -18,7 +18,6 @@ from prefect.client.schemas.filters import (
 )
 from prefect.logging.handlers import APILogHandler
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
 from prefect.states import Scheduled
 
 from crm.core.storage import open_store
@@ -29,12 +28,8 @@ from flows.quality import quality
 from tasks.common import run_name
 from tests.flows.conftest import simulate_company
 
-
-@pytest.fixture(autouse=True)
-def _logs_to_the_api():
-    """These tests read the runs' logs back from the server (the suite leaves shipping them off)."""
-    with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: True}):
-        yield
+# These tests read the runs' logs back from the server (the suite leaves shipping them off).
+pytestmark = pytest.mark.usefixtures("logs_to_the_api")
 
 
 def _artifacts(flow_run_id) -> dict:
