@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine
 
-from crm.core.settings import make_engine, sqlite_path
+from crm.core.settings import engine_url, sqlite_path
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -210,13 +210,3 @@ def reads_in_process(warehouse: Engine, *engines: Engine) -> bool:
     return warehouse.dialect.name == "sqlite" and all(
         e.dialect.name != "sqlite" or sqlite_path(engine_url(e)) is not None for e in (warehouse, *engines)
     )
-
-
-def engine_url(engine: Engine) -> str:
-    """The URL to open `engine` again in another process (password included: it goes over a local pipe)."""
-    return engine.url.render_as_string(hide_password=False)
-
-
-def engine_of(engine: Engine | str) -> Engine:
-    """An engine, or the engine of a URL (in a worker process: `engine_url`)."""
-    return make_engine(engine) if isinstance(engine, str) else engine

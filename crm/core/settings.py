@@ -136,6 +136,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
 
 
+def engine_url(engine: Engine) -> str:
+    """The URL that opens `engine` again (password included): for another process or another library's driver."""
+    return engine.url.render_as_string(hide_password=False)
+
+
+def engine_of(engine: Engine | str) -> Engine:
+    """An engine, or the engine of a URL (`engine_url`, e.g. in a worker process)."""
+    return make_engine(engine) if isinstance(engine, str) else engine
+
+
 def sqlite_path(url: str) -> Path | None:
     """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
     parsed = make_url(url)

@@ -24,7 +24,8 @@ from crm.core.contracts import ENTITIES, LANDING_ENTITIES, SOURCE_ENTITIES, Enti
 from crm.core.dates import end_of
 from crm.core.db import keyset_pages, last_key, upsert, write_frame, write_rows
 from crm.core.errors import OperatorError, one_line
-from crm.core.pipeline import WriteBehind, engine_of, engine_url, read_ahead, reads_in_process, writes_behind
+from crm.core.pipeline import WriteBehind, read_ahead, reads_in_process, writes_behind
+from crm.core.settings import engine_of, engine_url
 from crm.core.storage import LocalStore, ObjectStore, open_store
 from crm.ingest import queries
 from crm.ingest.bulk import loading_in_bulk

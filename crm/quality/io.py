@@ -34,9 +34,9 @@ def read_volume_history(conn: Connection, as_of: date, days: int) -> pd.DataFram
 
 def gx_connection_string(url: str) -> str:
     """The warehouse URL with an installed driver (psycopg 3 for PostgreSQL), password kept."""
-    from crm.core.settings import make_engine
+    from crm.core.settings import engine_url, make_engine
 
-    return make_engine(url).url.render_as_string(hide_password=False)
+    return engine_url(make_engine(url))
 
 
 def validate_suites(
