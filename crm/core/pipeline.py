@@ -12,6 +12,7 @@ On SQLite an initial load turns the pipeline around (`read_ahead`): a worker pro
 and validates the next batches while this process writes, so the two halves of the work, each
 Python under its own interpreter lock, run on two cores (a 20M-row load: 295.5 s -> 243.3 s).
 The worker only reads; every write, and so every transaction, stays in this process, in order.
+`ahead_on_thread` is the same hand-over on a thread, for a producer that mostly waits on a server.
 """
 
 from __future__ import annotations
@@ -108,7 +109,12 @@ _PATIENCE = 1.0
 
 @contextmanager
 def read_ahead(
-    produce: Callable[..., Iterator[T]], *args: Any, in_process: bool, depth: int = 2, name: str = "reader"
+    produce: Callable[..., Iterator[T]],
+    *args: Any,
+    in_process: bool,
+    depth: int = 2,
+    name: str = "reader",
+    preload: bool = True,
 ) -> Iterator[Iterator[T]]:
     """The items of `produce(*args)`, made in a worker process up to `depth` items ahead of the caller.
 
@@ -118,6 +124,10 @@ def read_ahead(
     An error in the worker is raised here, when its item would have come, with the worker's traceback
     as a note; leaving the block early stops the worker. A worker killed from outside raises
     `ReaderDied`; a worker whose caller is gone stops by itself.
+
+    `preload`: the first worker of this process starts a fork server that imports the producer's
+    module once for every later worker (the caller waits for that import, ~1 s). Without it the
+    worker imports the module itself, while the caller goes on: for a one-off worker.
     """
     if not in_process or multiprocessing.current_process().daemon:  # a daemonic process may not start one
         yield produce(*args)
@@ -125,7 +135,8 @@ def read_ahead(
     # forkserver: a clean single-threaded parent to fork from (this process runs Prefect's threads,
     # which `fork` must not copy), started once per process; it imports the producer's module once.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([produce.__module__])
+    # (Preloads only if the server is not running yet; an empty list: not even `__main__`, e.g. a CLI.)
+    context.set_forkserver_preload([produce.__module__] if preload else [])
     items = context.Queue(maxsize=depth)
     worker = context.Process(target=_produce, args=(produce, args, items, os.getpid()), name=name, daemon=True)
     worker.start()
@@ -137,6 +148,44 @@ def read_ahead(
         worker.join()
         items.close()
         items.cancel_join_thread()  # what the worker left unread is dropped
+
+
+@contextmanager
+def ahead_on_thread(produce: Callable[..., Iterator[T]], *args: Any, name: str = "reader") -> Iterator[Iterator[T]]:
+    """The items of `produce(*args)`, made on a thread of its own as fast as it can while the caller goes on.
+
+    For a producer that mostly waits on a database server (its queries run while the caller works).
+    Its error is raised here when its item would have come. Leaving the block waits for the thread,
+    which stops at its next item.
+    """
+    items: queues.Queue = queues.Queue()
+    stop = False
+
+    def run() -> None:
+        try:
+            for item in produce(*args):
+                if stop:
+                    return
+                items.put((_ITEM, item))
+            items.put((_END, None))
+        except BaseException as exc:  # the caller raises it
+            items.put((_ERROR, exc))
+
+    def received() -> Iterator[T]:
+        while True:
+            kind, value = items.get()
+            if kind == _END:
+                return
+            if kind == _ERROR:
+                raise value
+            yield value
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        pool.submit(run)
+        try:
+            yield received()
+        finally:
+            stop = True
 
 
 def _received(items: Any, worker: Any) -> Iterator[Any]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ from crm.core.db import (
     write_frame,
 )
 from crm.core.gate import read_send_gate
+from crm.core.pipeline import ahead_on_thread, read_ahead, reads_in_process
+from crm.core.settings import engine_of, engine_url
 from crm.segments.config import SegmentsConfig
 from crm.segments.derive import (
     AGGREGATE_COLUMNS,
@@ -63,6 +66,17 @@ PG_WORK_MEM = "256MB"
 # thousand customers then get hash joins over whole history tables (1M: 2.7 s for the day's 16.7k new
 # customers) where their indexes take 0.7 s. 1.1 is the usual figure for SSDs and cached databases.
 PG_RANDOM_PAGE_COST = "1.1"
+# SQLite: from this many customers aggregated from the history, a worker process aggregates them while this
+# one derives the others (below it, starting the process costs more than it saves).
+SQLITE_APART_FROM = 5_000
+# PostgreSQL: the recomputed customers in a worker process too (else a thread: the server aggregates meanwhile).
+PG_APART_IN_PROCESS = False
+
+
+def _apart_in_process(engine: Engine, customers: int) -> bool:
+    if engine.dialect.name == "postgresql":
+        return PG_APART_IN_PROCESS
+    return reads_in_process(engine) and customers >= SQLITE_APART_FROM
 
 
 def _plan_for_the_night(conn: Connection) -> None:
@@ -201,50 +215,81 @@ def _apply(
     return _store(conn, as_of, derived, run, ids)
 
 
-def _store(
-    conn: Connection,
-    as_of: date,
-    derived: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
-    run: SegmentRun,
-    ids: Table | None,
-    hashes: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Diff the derived customers (`_derive`'s pairs) whose memberships changed, write the changes; return the events.
+@dataclass
+class _Changes:
+    """Rows a set of re-derived customers changes, to write with `_write_changes` (None: nothing of that kind)."""
 
-    `hashes`, when given, are the customers' stored hashes already read (`_stored_hashes`' columns).
-    Stored hashes spare the work where nothing moved: memberships are read and diffed only for
-    customers whose membership hash changed, aggregate rows rewritten only when their inputs did.
+    aggregates: pd.DataFrame | None = None  # `segment_aggregates` rows whose inputs or memberships changed
+    computed: int = 0  # customers re-derived
+    intervals: pd.DataFrame | None = None  # closed (valid_to set) and opened today
+    events: pd.DataFrame | None = None  # none on a baseline run
+    changed: int = 0  # customers whose memberships moved
+
+
+def _changes(
+    conn: Connection, as_of: date, long: pd.DataFrame, rows: pd.DataFrame, stored: pd.DataFrame, *, baseline: bool
+) -> Iterator[_Changes]:
+    """Diff derived customers (`_derive`'s pair) against what is stored, writing nothing: first the aggregate
+    rows to rewrite (written while the memberships are read and diffed, when this runs apart), then the
+    memberships' changes.
+
+    `stored` holds their stored hashes (`_hash_columns`). Stored hashes spare the work where nothing
+    moved: memberships are read and diffed only for customers whose membership hash changed,
+    aggregate rows rewritten only when their inputs did.
     """
-    events_parts = []
-    moved = id_table(conn, "_segment_ids")
-    for long, rows in derived:
-        customer_ids = rows["customer_id"].to_numpy()
-        stored = _stored_hashes(conn, customer_ids, ids) if hashes is None else hashes
-        both = rows[["customer_id", "inputs_hash", "segments_hash"]].merge(stored, on="customer_id", how="left")
-        known = both["stored_segments"].notna().to_numpy()
-        segments_moved = ~known | (both["segments_hash"] != both["stored_segments"]).to_numpy()
-        inputs_moved = segments_moved | (both["inputs_hash"] != both["stored_inputs"]).to_numpy()
-        candidates = customer_ids[segments_moved]
-        if len(candidates):
-            # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
-            fill_ids(conn, moved, candidates)
-            current = _stored_memberships(conn, candidates, None, moved)
-            intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
+    customer_ids = rows["customer_id"].to_numpy()
+    both = rows[["customer_id", "inputs_hash", "segments_hash"]].merge(stored, on="customer_id", how="left")
+    known = both["stored_segments"].notna().to_numpy()
+    segments_moved = ~known | (both["segments_hash"] != both["stored_segments"]).to_numpy()
+    inputs_moved = segments_moved | (both["inputs_hash"] != both["stored_inputs"]).to_numpy()
+    yield _Changes(aggregates=rows[inputs_moved], computed=len(rows))
+    candidates = customer_ids[segments_moved]
+    # Only the moved customers' memberships are read (half of a night's re-derived ones, or fewer).
+    moved = id_table(conn, "_segment_moved")
+    fill_ids(conn, moved, candidates)
+    current = _stored_memberships(conn, candidates, None, moved)
+    moved.drop(conn)
+    intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
+    yield _Changes(intervals=intervals, events=None if baseline else events, changed=len(changed))
+
+
+def _write_changes(conn: Connection, changes: Iterable[_Changes], run: SegmentRun) -> pd.DataFrame:
+    """Write what `_changes` found and count it in `run`; return the events written."""
+    written = []
+    for change in changes:
+        if change.aggregates is not None:
+            write_frame(conn, segment_aggregates, change.aggregates, on_conflict="update")
+            run.customers_computed += change.computed
+        if change.intervals is not None:
+            intervals = change.intervals
             # Intervals opened today and the day's events are new rows (a computed day is never computed
             # again without a rewind): plain inserts (COPY on PostgreSQL); closed intervals update valid_to.
             closing = intervals["valid_to"].notna().to_numpy()
             write_frame(conn, segment_memberships, intervals[closing], on_conflict="update")
             write_frame(conn, segment_memberships, intervals[~closing], on_conflict="error")
             run.intervals += len(intervals)
-            run.customers_changed += len(changed)
-            if not run.baseline:
-                write_frame(conn, segment_events, events, on_conflict="error")
-                run.events += len(events)
-                events_parts.append(events)
-        write_frame(conn, segment_aggregates, rows[inputs_moved], on_conflict="update")
-        run.customers_computed += len(rows)
-    moved.drop(conn)
-    return pd.concat(events_parts, ignore_index=True) if events_parts else pd.DataFrame()
+            run.customers_changed += change.changed
+        if change.events is not None and len(change.events):
+            write_frame(conn, segment_events, change.events, on_conflict="error")
+            run.events += len(change.events)
+            written.append(change.events)
+    return pd.concat(written, ignore_index=True) if written else pd.DataFrame()
+
+
+def _store(
+    conn: Connection,
+    as_of: date,
+    derived: Iterable[tuple[pd.DataFrame, pd.DataFrame]],
+    run: SegmentRun,
+    ids: Table | None,
+) -> pd.DataFrame:
+    """Diff the derived customers (`_derive`'s pairs, chunk by chunk), write the changes; return the events."""
+    events = []
+    for long, rows in derived:
+        stored = _stored_hashes(conn, rows["customer_id"].to_numpy(), ids)
+        events.append(_write_changes(conn, _changes(conn, as_of, long, rows, stored, baseline=run.baseline), run))
+    events = [e for e in events if len(e)]
+    return pd.concat(events, ignore_index=True) if events else pd.DataFrame()
 
 
 def _typed(frames: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -257,31 +302,58 @@ def _read(conn: Connection, stmt: Select) -> pd.DataFrame:
     return read_typed(conn, with_sqlite_hint(conn, stmt))
 
 
-def _aggregate_apart(engine: Engine, as_of: date, window_days: int, ids: np.ndarray) -> list[pd.DataFrame]:
-    """The aggregation of `ids` from the history, on a connection of its own: [typed rows of the customers
-    without a stored row, raw rows without `FACT_COLUMNS` of those with one].
+def _aggregation(conn: Connection, as_of: date, window_days: int, ids: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The history aggregation of `ids`: (typed rows of the customers without a stored row, raw rows without
+    `FACT_COLUMNS` of those with one, whose logins and messages are their stored counts plus the day's facts)."""
+    table = id_table(conn, "_segment_aggregated")
+    fill_ids(conn, table, ids)
+    g = segment_aggregates.c
+    stored = exists().where(g.customer_id == table.c.customer_id)
+    known = _read(conn, select(table.c.customer_id).where(stored))["customer_id"].to_numpy("int64")
+    frames = []
+    # Customers first seen today have no stored counts of their logins and messages: all from the history.
+    for part, facts in ((ids[~np.isin(ids, known)], True), (known, False)):
+        fill_ids(conn, table, part)
+        stmt = aggregate_statement(as_of, window_days, table, facts=facts).order_by("customer_id")
+        frame = _read(conn, stmt)
+        frames.append(typed_aggregates(frame) if facts else frame)
+    table.drop(conn)
+    return frames[0], frames[1]
 
-    It runs while the night's connection reads the day's facts and derives the other customers:
-    the database aggregates on one core while pandas derives on the other. The night's
-    transaction has written nothing yet, so both connections read the same rows.
+
+def _recomputed(conn: Connection, as_of: date, config: SegmentsConfig, ids: np.ndarray) -> Iterator[_Changes]:
+    """The customers aggregated again from the history tonight: aggregated, derived and diffed, nothing written.
+
+    Logins, deliveries and reactions of those with a stored row are their stored counts plus the
+    day's facts. Tonight's other customers are disjoint from these, so what the night writes for
+    them does not change what is read here.
     """
-    with engine.connect() as conn:
+    window = config.rfm.window_days
+    new, known = _aggregation(conn, as_of, window, ids)
+    table = id_table(conn, "_segment_recomputed")
+    fill_ids(conn, table, ids)
+    stored = _read(conn, stored_aggregates(table, ("customer_id", *FACT_COLUMNS)))
+    deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window, table).items()}
+    table.drop(conn)
+    facts = typed_aggregates(stored, ("customer_id", *FACT_COLUMNS))
+    facts = add_fact_deltas(facts, deltas["messages"], deltas["logins"], deltas["interest"])
+    known["customer_id"] = known["customer_id"].to_numpy("int64")
+    known = typed_aggregates(known.merge(facts, on="customer_id", how="left"))
+    long, rows = _derive(pd.concat([new, known], ignore_index=True), as_of, config)
+    yield from _changes(conn, as_of, long, rows, _hash_columns(stored), baseline=False)
+
+
+def _recomputed_apart(engine: Engine | str, as_of: date, config: SegmentsConfig, ids: np.ndarray) -> Iterator[_Changes]:
+    """`_recomputed` on a connection of its own (`engine`, or its URL in a worker process).
+
+    It runs while the night's connection derives and writes the other customers: on PostgreSQL the
+    server aggregates meanwhile, on SQLite a worker process derives on the other core. The night's
+    transaction has not committed, and writes only other customers' rows: both read the same.
+    """
+    with engine_of(engine).connect() as conn:
         _plan_for_the_night(conn)
-        table = id_table(conn, "_segment_aggregated")
-        fill_ids(conn, table, ids)
-        g = segment_aggregates.c
-        stored = exists().where(g.customer_id == table.c.customer_id)
-        known = _read(conn, select(table.c.customer_id).where(stored))["customer_id"].to_numpy("int64")
-        frames = []
-        # Customers first seen today have no stored counts of their logins and messages: all from the history.
-        for part, facts in ((ids[~np.isin(ids, known)], True), (known, False)):
-            fill_ids(conn, table, part)
-            stmt = aggregate_statement(as_of, window_days, table, facts=facts).order_by("customer_id")
-            frame = _read(conn, stmt)
-            frames.append(typed_aggregates(frame) if facts else frame)
-        table.drop(conn)
+        yield from _recomputed(conn, as_of, config, ids)
         conn.rollback()
-    return frames
 
 
 def _incremental(
@@ -293,7 +365,10 @@ def _incremental(
     an activity leaving the RFM window are aggregated again from the history; those with only new
     facts (deliveries, reactions, logins, interest payments) or a threshold date due get their
     stored aggregates plus the day's facts (`fact_deltas`), which is the same row without reading
-    their history. Both are derived, diffed and written together, their stored rows read once.
+    their history. The two sets are disjoint: the first is aggregated, derived and diffed apart
+    (`_recomputed`: a second connection on PostgreSQL, a worker process on SQLite) while this
+    connection derives, diffs and writes the second; then this connection writes the first's
+    changes. Every write is in this connection's transaction.
     """
     window = config.rfm.window_days
     recompute = customers_to_recompute(as_of, window).subquery("recompute")
@@ -301,44 +376,52 @@ def _incremental(
     run.customers_aggregated = len(recomputed_ids)
     ids = id_table(conn, "_segment_ids")
     events = []
-    # PostgreSQL aggregates on a second connection meanwhile (in its own process: 1M, 15.0-18.7 s -> 12.1-14.3 s).
-    # Not SQLite: its rows become Python objects in this process, under the same GIL (no gain measured).
-    apart = conn.dialect.name == "postgresql"
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        aggregated = None
-        if len(recomputed_ids) > chunk_rows or not apart:
-            # On this connection (SQLite, or a night larger than a chunk: streamed, each chunk with its own reads).
+    with ExitStack() as stack:
+        recomputed: Callable[[], Iterable[_Changes]] | None = None
+        if len(recomputed_ids) > chunk_rows:
+            # A night larger than a chunk: streamed on this connection, each chunk with its own reads.
             fill_ids(conn, ids, recomputed_ids)
             stmt = aggregate_statement(as_of, window, ids).order_by("customer_id")
-            frames = [_read(conn, stmt)] if len(recomputed_ids) <= chunk_rows else _frames(conn, stmt, chunk_rows)
-            events.append(_apply(conn, as_of, config, _typed(frames), run, ids))
-        else:
-            aggregated = pool.submit(_aggregate_apart, conn.engine, as_of, window, recomputed_ids)
+            events.append(_apply(conn, as_of, config, _typed(_frames(conn, stmt, chunk_rows)), run, ids))
+        elif conn.dialect.name == "postgresql" and not PG_APART_IN_PROCESS:
+            # The server aggregates on a second connection meanwhile (1M: 15.0-18.7 s -> 12.1-14.3 s).
+            results = stack.enter_context(
+                ahead_on_thread(_recomputed_apart, conn.engine, as_of, config, recomputed_ids, name="segments")
+            )
+            recomputed = partial(iter, results)
+        elif _apart_in_process(conn.engine, len(recomputed_ids)):
+            # A worker process aggregates, derives and diffs them on the other core (a thread would share this
+            # process's interpreter lock); this process writes what it found, in this transaction.
+            results = stack.enter_context(
+                read_ahead(
+                    _recomputed_apart,
+                    engine_url(conn.engine),
+                    as_of,
+                    config,
+                    recomputed_ids,
+                    in_process=True,
+                    depth=1,
+                    name="segments aggregation",
+                    preload=False,  # one worker a night: it imports while this process reads
+                )
+            )
+            recomputed = partial(iter, results)
+        elif len(recomputed_ids):
+            recomputed = partial(_recomputed, conn, as_of, config, recomputed_ids)
         deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window).items()}
         due = _read(conn, due_for_recheck(as_of))["customer_id"].to_numpy("int64")
         touched = np.unique(np.concatenate([*(d["customer_id"].to_numpy("int64") for d in deltas.values()), due]))
         touched = touched[~np.isin(touched, recomputed_ids)]
-        if len(touched) or aggregated is not None:
-            # The stored rows of everyone re-derived tonight: whole for the touched (derived while the others
-            # are being aggregated), logins and messages for the others; the hashes of all.
+        if len(touched):
+            # Their stored rows plus the day's facts: derived and written while the others are being aggregated.
             fill_ids(conn, ids, touched)
-            stored = [_read(conn, stored_aggregates(ids))]
-            if aggregated is not None:
-                fill_ids(conn, ids, recomputed_ids)
-                stored.append(_read(conn, stored_aggregates(ids, ("customer_id", *FACT_COLUMNS))))
-            hashes = pd.concat([_hash_columns(frame) for frame in stored], ignore_index=True)
-            fact_frames = (deltas["messages"], deltas["logins"], deltas["interest"])
-            own = add_fact_deltas(typed_aggregates(stored[0]), *fact_frames)
-            parts = [_derive(own, as_of, config)]
-            if aggregated is not None:
-                new, known = aggregated.result()
-                # Logins, deliveries and reactions of the known: their stored counts plus the day's facts.
-                facts = add_fact_deltas(typed_aggregates(stored[1], ("customer_id", *FACT_COLUMNS)), *fact_frames)
-                known["customer_id"] = known["customer_id"].to_numpy("int64")
-                known = typed_aggregates(known.merge(facts, on="customer_id", how="left"))
-                parts.insert(0, _derive(pd.concat([new, known], ignore_index=True), as_of, config))
-            long, rows = (pd.concat(p, ignore_index=True) for p in zip(*parts, strict=True))
-            events.append(_store(conn, as_of, [(long, rows)], run, ids, hashes))
+            stored = _read(conn, stored_aggregates(ids))
+            own = add_fact_deltas(typed_aggregates(stored), deltas["messages"], deltas["logins"], deltas["interest"])
+            long, rows = _derive(own, as_of, config)
+            changes = _changes(conn, as_of, long, rows, _hash_columns(stored), baseline=run.baseline)
+            events.append(_write_changes(conn, changes, run))
+        if recomputed is not None:
+            events.append(_write_changes(conn, recomputed(), run))
     ids.drop(conn)
     events = [e for e in events if len(e)]
     return pd.concat(events, ignore_index=True) if events else pd.DataFrame()

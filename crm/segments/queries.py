@@ -446,8 +446,9 @@ def _fact_parts(as_of: date) -> list[Select]:
     ]
 
 
-def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
-    """What the facts loaded on `as_of` add to each customer's aggregates, one statement per fact table.
+def fact_deltas(as_of: date, window_days: int, customers: FromClause | None = None) -> dict[str, Select]:
+    """What the facts loaded on `as_of` add to each customer's aggregates (of `customers`, an id table, if given),
+    one statement per fact table.
 
     Facts are immutable and loaded once (`ingested_on` is the day they arrived), so the day's
     rows known by the end of `as_of` are exactly what `aggregate_statement(as_of)` counts beyond
@@ -496,7 +497,9 @@ def fact_deltas(as_of: date, window_days: int) -> dict[str, Select]:
         )
         .group_by(p.customer_id)
     )
-    return {"messages": messages, "logins": logins, "interest": interest}
+    statements = {"messages": messages, "logins": logins, "interest": interest}
+    columns = {"messages": m.customer_id, "logins": e.customer_id, "interest": p.customer_id}
+    return {name: _restrict(stmt, columns[name], customers) for name, stmt in statements.items()}
 
 
 def stored_aggregates(ids: FromClause, names: tuple[str, ...] = AGGREGATE_COLUMNS) -> Select:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crm.core.pipeline import ReaderDied, WriteBehind, read_ahead, reads_in_process
+from crm.core.pipeline import ReaderDied, WriteBehind, ahead_on_thread, read_ahead, reads_in_process
 from crm.core.settings import make_engine
 
 
@@ -182,6 +182,47 @@ def test_a_reading_process_killed_from_outside_is_reported_not_waited_for_foreve
         os.kill(worker_pid, signal.SIGKILL)
         for _ in items:  # what it had queued, then the report
             pass
+
+
+def test_ahead_on_thread_makes_the_items_on_another_thread_before_the_caller_asks_for_them():
+    made = []
+
+    def produce(n):
+        for i in range(n):
+            made.append(i)
+            yield i, threading.get_ident()
+
+    with ahead_on_thread(produce, 3) as items:
+        deadline = time.monotonic() + 5
+        while len(made) < 3 and time.monotonic() < deadline:  # nobody has asked yet
+            time.sleep(0.01)
+        assert made == [0, 1, 2]
+        got = list(items)
+    assert [i for i, _ in got] == [0, 1, 2] and {t for _, t in got} != {threading.get_ident()}
+
+
+def test_ahead_on_thread_raises_the_producers_error_in_its_place():
+    got = []
+    with pytest.raises(KeyError, match="row 3: bad key"), ahead_on_thread(_fails_after, 3) as items:
+        got.extend(items)
+    assert got == [0, 1, 2]
+
+
+def test_leaving_ahead_on_thread_early_stops_the_producer_at_its_next_item():
+    made = []
+
+    def produce():
+        for i in range(1000):
+            made.append(i)
+            time.sleep(0.002)
+            yield i
+
+    with ahead_on_thread(produce) as items:
+        next(items)
+    assert len(made) < 1000
+    stopped_at = len(made)
+    time.sleep(0.05)
+    assert len(made) == stopped_at  # the thread ended with the block
 
 
 def _running(pid: int) -> bool:
