@@ -250,6 +250,9 @@ def _changes(
     current = _stored_memberships(conn, candidates, None, moved)
     moved.drop(conn)
     intervals, events, changed = diff_memberships(current, long[long["customer_id"].isin(candidates)], as_of)
+    # In key order: each index page is visited once, in order, instead of at random.
+    intervals = intervals.sort_values(["customer_id", "kind", "segment"], ignore_index=True)
+    events = events.sort_values(["kind", "segment", "customer_id"], ignore_index=True)
     yield _Changes(intervals=intervals, events=None if baseline else events, changed=len(changed))
 
 
@@ -302,45 +305,41 @@ def _read(conn: Connection, stmt: Select) -> pd.DataFrame:
     return read_typed(conn, with_sqlite_hint(conn, stmt))
 
 
-def _aggregation(conn: Connection, as_of: date, window_days: int, ids: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The history aggregation of `ids`: (typed rows of the customers without a stored row, raw rows without
-    `FACT_COLUMNS` of those with one, whose logins and messages are their stored counts plus the day's facts)."""
-    table = id_table(conn, "_segment_aggregated")
-    fill_ids(conn, table, ids)
-    g = segment_aggregates.c
-    stored = exists().where(g.customer_id == table.c.customer_id)
-    known = _read(conn, select(table.c.customer_id).where(stored))["customer_id"].to_numpy("int64")
-    frames = []
-    # Customers first seen today have no stored counts of their logins and messages: all from the history.
-    for part, facts in ((ids[~np.isin(ids, known)], True), (known, False)):
-        fill_ids(conn, table, part)
-        stmt = aggregate_statement(as_of, window_days, table, facts=facts).order_by("customer_id")
-        frame = _read(conn, stmt)
-        frames.append(typed_aggregates(frame) if facts else frame)
-    table.drop(conn)
-    return frames[0], frames[1]
-
-
 def _recomputed(conn: Connection, as_of: date, config: SegmentsConfig, ids: np.ndarray) -> Iterator[_Changes]:
     """The customers aggregated again from the history tonight: aggregated, derived and diffed, nothing written.
 
-    Logins, deliveries and reactions of those with a stored row are their stored counts plus the
-    day's facts. Tonight's other customers are disjoint from these, so what the night writes for
-    them does not change what is read here.
+    Customers first seen today come first (all of their memberships open: the night's connection
+    writes them while the others are aggregated). Logins, deliveries and reactions of those with a
+    stored row are their stored counts plus the day's facts. Tonight's other customers are disjoint
+    from these, so what the night writes for them does not change what is read here.
     """
     window = config.rfm.window_days
-    new, known = _aggregation(conn, as_of, window, ids)
     table = id_table(conn, "_segment_recomputed")
     fill_ids(conn, table, ids)
-    stored = _read(conn, stored_aggregates(table, ("customer_id", *FACT_COLUMNS)))
-    deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window, table).items()}
+    g = segment_aggregates.c
+    stored = exists().where(g.customer_id == table.c.customer_id)
+    known_ids = _read(conn, select(table.c.customer_id).where(stored))["customer_id"].to_numpy("int64")
+    new_ids = ids[~np.isin(ids, known_ids)]
+    if len(new_ids):
+        # No stored counts of their logins and messages: all from the history.
+        fill_ids(conn, table, new_ids)
+        new = typed_aggregates(_read(conn, aggregate_statement(as_of, window, table).order_by("customer_id")))
+        long, rows = _derive(new, as_of, config)
+        nothing = {name: np.array([], dtype="int64") for name in ("customer_id", "inputs_hash", "segments_hash")}
+        yield from _changes(conn, as_of, long, rows, _hash_columns(pd.DataFrame(nothing)), baseline=False)
+    if len(known_ids):
+        fill_ids(conn, table, known_ids)
+        stmt = aggregate_statement(as_of, window, table, facts=False).order_by("customer_id")
+        known = _read(conn, stmt)
+        stored = _read(conn, stored_aggregates(table, ("customer_id", *FACT_COLUMNS)))
+        deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window, table).items()}
+        facts = typed_aggregates(stored, ("customer_id", *FACT_COLUMNS))
+        facts = add_fact_deltas(facts, deltas["messages"], deltas["logins"], deltas["interest"])
+        known["customer_id"] = known["customer_id"].to_numpy("int64")
+        known = typed_aggregates(known.merge(facts, on="customer_id", how="left"))
+        long, rows = _derive(known, as_of, config)
+        yield from _changes(conn, as_of, long, rows, _hash_columns(stored), baseline=False)
     table.drop(conn)
-    facts = typed_aggregates(stored, ("customer_id", *FACT_COLUMNS))
-    facts = add_fact_deltas(facts, deltas["messages"], deltas["logins"], deltas["interest"])
-    known["customer_id"] = known["customer_id"].to_numpy("int64")
-    known = typed_aggregates(known.merge(facts, on="customer_id", how="left"))
-    long, rows = _derive(pd.concat([new, known], ignore_index=True), as_of, config)
-    yield from _changes(conn, as_of, long, rows, _hash_columns(stored), baseline=False)
 
 
 def _recomputed_apart(engine: Engine | str, as_of: date, config: SegmentsConfig, ids: np.ndarray) -> Iterator[_Changes]:
@@ -400,7 +399,7 @@ def _incremental(
                     config,
                     recomputed_ids,
                     in_process=True,
-                    depth=1,
+                    depth=4,  # all of its items: it never waits for this process to take one
                     name="segments aggregation",
                     preload=False,  # one worker a night: it imports while this process reads
                 )
