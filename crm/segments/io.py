@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -69,14 +68,6 @@ PG_RANDOM_PAGE_COST = "1.1"
 # SQLite: from this many customers aggregated from the history, a worker process aggregates them while this
 # one derives the others (below it, starting the process costs more than it saves).
 SQLITE_APART_FROM = 5_000
-# PostgreSQL: the recomputed customers in a worker process too (else a thread: the server aggregates meanwhile).
-PG_APART_IN_PROCESS = False
-
-
-def _apart_in_process(engine: Engine, customers: int) -> bool:
-    if engine.dialect.name == "postgresql":
-        return PG_APART_IN_PROCESS
-    return reads_in_process(engine) and customers >= SQLITE_APART_FROM
 
 
 def _plan_for_the_night(conn: Connection) -> None:
@@ -376,22 +367,21 @@ def _incremental(
     ids = id_table(conn, "_segment_ids")
     events = []
     with ExitStack() as stack:
-        recomputed: Callable[[], Iterable[_Changes]] | None = None
+        recomputed: Iterable[_Changes] | None = None  # its changes, as they come
         if len(recomputed_ids) > chunk_rows:
             # A night larger than a chunk: streamed on this connection, each chunk with its own reads.
             fill_ids(conn, ids, recomputed_ids)
             stmt = aggregate_statement(as_of, window, ids).order_by("customer_id")
             events.append(_apply(conn, as_of, config, _typed(_frames(conn, stmt, chunk_rows)), run, ids))
-        elif conn.dialect.name == "postgresql" and not PG_APART_IN_PROCESS:
+        elif conn.dialect.name == "postgresql":
             # The server aggregates on a second connection meanwhile (1M: 15.0-18.7 s -> 12.1-14.3 s).
-            results = stack.enter_context(
+            recomputed = stack.enter_context(
                 ahead_on_thread(_recomputed_apart, conn.engine, as_of, config, recomputed_ids, name="segments")
             )
-            recomputed = partial(iter, results)
-        elif _apart_in_process(conn.engine, len(recomputed_ids)):
+        elif reads_in_process(conn.engine) and len(recomputed_ids) >= SQLITE_APART_FROM:
             # A worker process aggregates, derives and diffs them on the other core (a thread would share this
             # process's interpreter lock); this process writes what it found, in this transaction.
-            results = stack.enter_context(
+            recomputed = stack.enter_context(
                 read_ahead(
                     _recomputed_apart,
                     engine_url(conn.engine),
@@ -404,9 +394,8 @@ def _incremental(
                     preload=False,  # one worker a night: it imports while this process reads
                 )
             )
-            recomputed = partial(iter, results)
         elif len(recomputed_ids):
-            recomputed = partial(_recomputed, conn, as_of, config, recomputed_ids)
+            recomputed = _recomputed(conn, as_of, config, recomputed_ids)  # a generator: runs when written
         deltas = {name: _read(conn, q) for name, q in fact_deltas(as_of, window).items()}
         due = _read(conn, due_for_recheck(as_of))["customer_id"].to_numpy("int64")
         touched = np.unique(np.concatenate([*(d["customer_id"].to_numpy("int64") for d in deltas.values()), due]))
@@ -420,7 +409,7 @@ def _incremental(
             changes = _changes(conn, as_of, long, rows, _hash_columns(stored), baseline=run.baseline)
             events.append(_write_changes(conn, changes, run))
         if recomputed is not None:
-            events.append(_write_changes(conn, recomputed(), run))
+            events.append(_write_changes(conn, recomputed, run))
     ids.drop(conn)
     events = [e for e in events if len(e)]
     return pd.concat(events, ignore_index=True) if events else pd.DataFrame()
